@@ -1,0 +1,33 @@
+# Every target bootstraps .venv from python3 alone, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# A project-local Numba cache: warm across runs, never shared with other checkouts.
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+export MPLBACKEND := Agg
+
+.PHONY: check test test-thorough bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## The main job: run the theorem checks in the quick regime, write report and figures.
+check: $(STAMP)
+	$(BIN)/theorylab check --quick
+
+## The test suite (Hypothesis in its deterministic `ci` profile).
+test: $(STAMP)
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
+
+test-thorough: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .numba_cache .pytest_cache .hypothesis build *.egg-info

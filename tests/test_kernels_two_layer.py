@@ -1,0 +1,105 @@
+"""The two-layer kernels against plain NumPy and against finite differences."""
+
+import numba
+import numpy as np
+import pytest
+
+from theorylab._kernels import relu_net as k
+from theorylab.models import TwoLayerReLU
+
+
+def numpy_reference(X, y, W, b):
+    U = X @ W.T
+    f = (np.sign(U) * np.maximum(np.abs(U) - b, 0)).sum(1)
+    loss = np.logaddexp(0, -y * f)
+    slope = -y / (1 + np.exp(y * f))
+    D = (np.abs(U) > b).astype(float)
+    gW = (slope[:, None] * D).T @ X / len(y)
+    gX = (slope[:, None] * D) @ W
+    return f, loss, gW, gX
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((37, 11))
+    W = rng.standard_normal((5, 11)) * 0.5
+    b = np.abs(rng.standard_normal(5)) * 0.3
+    y = rng.choice([-1.0, 1.0], 37)
+    return X, y, W, b
+
+
+def test_kernels_match_numpy(problem):
+    X, y, W, b = problem
+    f, loss, gW, gX = numpy_reference(X, y, W, b)
+    l1, f1, gW1 = k.loss_and_weight_gradient(X, y, W, b)
+    l2, f2, gX2 = k.loss_and_input_gradient(X, y, W, b)
+    np.testing.assert_allclose(k.scores(X, W, b), f, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(f1, f, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(l1, loss, rtol=1e-12)
+    np.testing.assert_allclose(l2, loss, rtol=1e-12)
+    np.testing.assert_allclose(gW1, gW, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(gX2, gX, rtol=1e-10, atol=1e-14)
+
+
+def test_logistic_is_stable_at_extreme_margins():
+    f = np.array([1e4, -1e4, 0.0, 800.0])
+    y = np.ones(4)
+    loss, slope = k.logistic(f, y)
+    assert np.isfinite(loss).all() and np.isfinite(slope).all()
+    np.testing.assert_allclose(loss, [0.0, 1e4, np.log(2), 0.0], atol=1e-300)
+    nan_loss, _ = k.logistic(np.array([np.nan]), np.ones(1))
+    assert np.isnan(nan_loss[0])  # NaN is reported, not masked
+
+
+def _central_diff(fun, A, h=1e-6):
+    G = np.zeros_like(A)
+    it = np.nditer(A, flags=["multi_index"])
+    for _ in it:
+        idx = it.multi_index
+        Ap, Am = A.copy(), A.copy()
+        Ap[idx] += h
+        Am[idx] -= h
+        G[idx] = (fun(Ap) - fun(Am)) / (2 * h)
+    return G
+
+
+def test_weight_gradient_matches_central_differences(problem):
+    X, y, W, b = problem
+    _, _, gW = k.loss_and_weight_gradient(X, y, W, b)
+    fd = _central_diff(lambda A: np.mean(k.loss_and_weight_gradient(X, y, A, b)[0]), W)
+    np.testing.assert_allclose(gW, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_input_gradient_matches_central_differences(problem):
+    X, y, W, b = problem
+    model = TwoLayerReLU(11, 5, threshold="fixed", c=0.2, W=W)
+    G = model.input_gradient(X, y)
+    fd = _central_diff(lambda A: model.loss(A, y, reduction="none").sum(), X)
+    np.testing.assert_allclose(G, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_float32_kernels_agree_with_float64(problem):
+    X, y, W, b = problem
+    f64 = k.loss_and_weight_gradient(X, y, W, b)[2]
+    f32 = k.loss_and_weight_gradient(*(a.astype(np.float32) for a in (X, y, W, b)))[2]
+    assert f32.dtype == np.float32
+    np.testing.assert_allclose(f32, f64, rtol=1e-3, atol=1e-5)
+
+
+def test_same_bits_for_any_thread_count():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((2000, 64))
+    W = rng.standard_normal((128, 64)) / 64
+    b = np.full(128, 0.01)
+    y = rng.choice([-1.0, 1.0], 2000)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = k.loss_and_weight_gradient(X, y, W, b)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = k.loss_and_weight_gradient(X, y, W, b)
+    finally:
+        numba.set_num_threads(before)
+    for a, c in zip(one, many):
+        assert np.array_equal(a, c)

@@ -1,0 +1,59 @@
+"""The one place where Numba's compilation policy is set.
+
+Every kernel in :mod:`theorylab._kernels` is decorated with :func:`jit`, so the
+policy (nopython, caching, no ``fastmath``) lives here and nowhere else.
+
+Caching is on by default and writes where Numba is told to (``NUMBA_CACHE_DIR``
+is honoured by Numba itself).  Set ``THEORYLAB_NUMBA_CACHE=0`` to turn it off,
+for instance when editing kernels: Numba does not notice edits in a jitted
+function imported from another module (numba #1833), so a stale cache is possible
+while developing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+
+__all__ = ["jit", "prange", "CACHE_ENABLED", "n_chunks"]
+
+prange = numba.prange
+
+CACHE_ENABLED = os.environ.get("THEORYLAB_NUMBA_CACHE", "1").strip().lower() not in {
+    "0",
+    "false",
+    "no",
+    "off",
+}
+
+
+def jit(func=None, *, parallel=False):
+    """Compile ``func`` in nopython mode with theorylab's policy.
+
+    ``fastmath`` is never enabled: several kernels test for zero norms and
+    non-finite values, which ``fastmath`` silently breaks (numba #2919).
+
+    Parameters
+    ----------
+    func : callable, optional
+        The function to compile (when used as ``@jit`` without arguments).
+    parallel : bool, default False
+        Allow ``prange`` loops.  Parallel kernels must not draw random numbers
+        and must reduce over fixed chunks (see :func:`n_chunks`).
+    """
+
+    def wrap(f):
+        return numba.njit(f, cache=CACHE_ENABLED, parallel=parallel, nogil=True)
+
+    return wrap if func is None else wrap(func)
+
+
+@numba.njit(cache=CACHE_ENABLED)
+def n_chunks(n):
+    """Number of fixed-size chunks for a deterministic reduction over ``n`` items.
+
+    Depends on ``n`` only, never on the thread count, so partial sums combined
+    in chunk order give the same bits for any ``numba.set_num_threads``.
+    """
+    return (n + 255) // 256

@@ -1,0 +1,135 @@
+"""Input validation shared by the public layer.
+
+Every check raises ``ValueError`` naming the offending parameter and the
+allowed range, before any work starts.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_int",
+    "check_float",
+    "check_choice",
+    "check_norm",
+    "check_array",
+    "check_binary_labels",
+    "as_generator",
+    "norm_name",
+]
+
+_NORM_ALIASES = {
+    "2": 2.0, "l2": 2.0, 2: 2.0, 2.0: 2.0,
+    "inf": np.inf, "linf": np.inf, "l_inf": np.inf, np.inf: np.inf,
+    "1": 1.0, "l1": 1.0, 1: 1.0, 1.0: 1.0,
+}
+
+
+def check_int(name, value, low=None, high=None):
+    """Return ``value`` as ``int`` if it is an integer in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+def check_float(name, value, low=None, high=None, *, low_open=False, high_open=False):
+    """Return ``value`` as a finite ``float`` within the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    lo_bad = low is not None and (value <= low if low_open else value < low)
+    hi_bad = high is not None and (value >= high if high_open else value > high)
+    if lo_bad or hi_bad:
+        lb = "(" if low_open else "["
+        hb = ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {lb}{low}, {high}{hb}, got {value}")
+    return value
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(map(str, choices))}, got {value!r}")
+    return value
+
+
+def check_norm(norm, allowed=(2.0, np.inf, 1.0), name="norm"):
+    """Normalise a norm spec (2, 'l2', 'inf', np.inf, 1, ...) to 2.0, inf or 1.0."""
+    try:
+        p = _NORM_ALIASES[norm.lower() if isinstance(norm, str) else norm]
+    except (KeyError, TypeError):
+        p = None
+    if p is None or p not in allowed:
+        names = ", ".join(norm_name(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {names}, got {norm!r}")
+    return p
+
+
+def norm_name(p):
+    """'l2', 'linf' or 'l1' for a normalised norm."""
+    return {2.0: "l2", np.inf: "linf", 1.0: "l1"}[p]
+
+
+def check_array(name, X, *, ndim, shape=None, dtype=None, allow_empty=False):
+    """Validate a finite floating array and return it C-contiguous.
+
+    ``shape`` may contain ``None`` for free axes.  ``dtype`` forces a dtype
+    (float64 when None and the input is not already float32/float64).
+    """
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name} must be array-like: {exc}") from exc
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if shape is not None:
+        for axis, (want, got) in enumerate(zip(shape, arr.shape)):
+            if want is not None and want != got:
+                raise ValueError(
+                    f"{name} must have shape {tuple('*' if s is None else s for s in shape)}, "
+                    f"got {arr.shape} (axis {axis})"
+                )
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if dtype is None:
+        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def check_binary_labels(y, n, dtype=np.float64, name="y"):
+    """Validate labels in {-1, +1} of length ``n``; return them as floats."""
+    arr = np.asarray(y)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    if not np.isin(arr, (-1, 1)).all():
+        raise ValueError(f"{name} must contain only -1 and +1")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_generator(rng_or_seed, name="seed"):
+    """A ``numpy.random.Generator`` from an int seed, a SeedSequence or a Generator."""
+    if isinstance(rng_or_seed, np.random.Generator):
+        return rng_or_seed
+    if isinstance(rng_or_seed, np.random.SeedSequence):
+        return np.random.default_rng(rng_or_seed)
+    if isinstance(rng_or_seed, numbers.Integral) and not isinstance(rng_or_seed, bool):
+        if rng_or_seed < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {rng_or_seed}")
+        return np.random.default_rng(int(rng_or_seed))
+    raise ValueError(
+        f"{name} must be a non-negative int, a numpy SeedSequence or a Generator, "
+        f"got {rng_or_seed!r}"
+    )

@@ -1,0 +1,189 @@
+"""The two-layer symmetric threshold ReLU network of Feature Purification.
+
+    f(x) = sum_i [relu(<w_i, x> - b_i) - relu(-<w_i, x> - b_i)]
+
+Provenance: a two-layer ReLU net trained by GD from random init is the paper's
+[C]; the symmetric pair with a fixed output layer and the threshold rules below
+are theorylab's reconstruction [D] (spec section 2.2).  The thresholds follow a
+rule tied to the weights rather than being learned, and are treated as
+constants when differentiating.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import relu_net as _k
+from .._linalg import row_norms
+from .._validation import as_generator, check_array, check_choice, check_float, check_int
+from ._base import BinaryModel, save_npz
+
+__all__ = ["TwoLayerReLU", "THRESHOLD_RULES"]
+
+THRESHOLD_RULES = ("max", "norm", "fixed")
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def _check_dtype(dtype):
+    name = np.dtype(dtype).name
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    return _DTYPES[name]
+
+
+class TwoLayerReLU(BinaryModel):
+    """Symmetric soft-threshold two-layer network with a threshold rule.
+
+    Parameters
+    ----------
+    d : int
+        Input dimension.
+    m : int
+        Width (number of symmetric neuron pairs).
+    init_scale : float, optional
+        Standard deviation of the Gaussian init N(0, init_scale^2 I); default 1/d
+        (the pilot's sigma_0).
+    threshold : {"max", "norm", "fixed"}, default "max"
+        How b is set from the current weights and the coefficient ``c``:
+        ``"max"``: b_i = c * max_j |<w_i, M_j>| (relative to the neuron's main
+        dictionary coefficient; the recommended rule); ``"norm"``: b_i = c ||w_i||
+        (known to let adversarial training grow dense parts, spec 2.2);
+        ``"fixed"``: b_i = c.
+    c : float, default 0.5
+        Threshold coefficient (>= 0); training may change it by a schedule.
+    dictionary : ndarray of shape (d, d), optional
+        Orthonormal dictionary (atoms in columns) used by the ``"max"`` rule and
+        by the structural metrics; None means the identity.
+    seed : int, SeedSequence or Generator, default 0
+        Randomness of the initialisation.
+    dtype : {float64, float32}, default float64
+    W : ndarray of shape (m, d), optional
+        Explicit initial weights instead of a random init.
+
+    Attributes
+    ----------
+    W : ndarray of shape (m, d)
+        Current weights (rows w_i).
+    W_init : ndarray of shape (m, d)
+        The weights at initialisation (for the purification principle).
+    """
+
+    kind = "TwoLayerReLU"
+
+    def __init__(self, d, m, *, init_scale=None, threshold="max", c=0.5, dictionary=None,
+                 seed=0, dtype=np.float64, W=None):
+        self.d = check_int("d", d, 1)
+        self.m = check_int("m", m, 1)
+        self.dtype = _check_dtype(dtype)
+        self.threshold = check_choice("threshold", threshold, THRESHOLD_RULES)
+        self.c = check_float("c", c, 0.0)
+        self.init_scale = (1.0 / self.d if init_scale is None
+                           else check_float("init_scale", init_scale, 0.0, low_open=True))
+        if dictionary is None:
+            self.M = None
+        else:
+            M = check_array("dictionary", dictionary, ndim=2, shape=(self.d, self.d),
+                            dtype=np.float64)
+            if not np.allclose(M.T @ M, np.eye(self.d), atol=1e-8):
+                raise ValueError("dictionary must be orthonormal (M^T M = I)")
+            self.M = None if np.array_equal(M, np.eye(self.d)) else M
+        if W is None:
+            rng = as_generator(seed, "seed")
+            W = self.init_scale * rng.standard_normal((self.m, self.d))
+        self.W = check_array("W", W, ndim=2, shape=(self.m, self.d), dtype=self.dtype).copy()
+        self.W_init = self.W.copy()
+        self.metadata = {}
+
+    # -- constructors ----------------------------------------------------
+    @classmethod
+    def for_world(cls, world, m=None, **kwargs):
+        """A network sized for ``world`` (default width 2d, the pilot's) using its dictionary."""
+        m = 2 * world.d if m is None else m
+        kwargs.setdefault("dictionary", None if world.identity else world.M)
+        return cls(world.d, m, **kwargs)
+
+    @classmethod
+    def purified(cls, world, *, c=0.5, scale=1.0, dtype=np.float64):
+        """The purified oracle: one neuron per atom, w_j = scale * w*_j M_j, rule "max".
+
+        This is the network the purification picture says adversarial training
+        approaches (spec 3.3(iii)); it is the reference for robust accuracy.
+        """
+        W = scale * (world.M * world.w_star[None, :]).T
+        return cls(world.d, world.d, threshold="max", c=c,
+                   dictionary=None if world.identity else world.M, W=W, dtype=dtype)
+
+    # -- structure -------------------------------------------------------
+    def coefficients(self, W=None):
+        """Weights in the dictionary basis, C_ij = <w_i, M_j>, shape (m, d)."""
+        W = self.W if W is None else W
+        return W if self.M is None else W @ self.M
+
+    def thresholds(self, c=None):
+        """Current thresholds b (m,) from the rule, at coefficient ``c`` (default ``self.c``)."""
+        c = self.c if c is None else c
+        if self.threshold == "max":
+            b = c * np.abs(self.coefficients()).max(axis=1)
+        elif self.threshold == "norm":
+            b = c * row_norms(self.W)
+        else:
+            b = np.full(self.m, c)
+        return np.ascontiguousarray(b, dtype=self.dtype)
+
+    # -- evaluation on validated arrays ----------------------------------
+    def _scores(self, X):
+        return _k.scores(X, self.W, self.thresholds())
+
+    def _loss_grad(self, X, y):
+        loss, _, G = _k.loss_and_input_gradient(X, y, self.W, self.thresholds())
+        return loss, G
+
+    def weight_gradient(self, X, y):
+        """Per-sample losses, scores and the gradient of the mean loss in ``W``.
+
+        Thresholds are held at their current values (constants in the gradient).
+        """
+        X = self._check_X(X)
+        y = self._check_y(y, X.shape[0])
+        return _k.loss_and_weight_gradient(X, y, self.W, self.thresholds())
+
+    # -- persistence -----------------------------------------------------
+    def save(self, path):
+        """Write the model to ``path`` (.npz).
+
+        Entries: ``kind`` ("TwoLayerReLU"), ``W`` (m, d), ``b`` (m,) the thresholds
+        at save time, ``W_init`` (m, d), ``M`` (d, d; empty when identity), and a
+        JSON ``metadata`` string with ``threshold``, ``c``, ``init_scale``,
+        ``dtype`` and user metadata (e.g. the world spec).
+        """
+        meta = {"threshold": self.threshold, "c": self.c, "init_scale": self.init_scale,
+                "dtype": np.dtype(self.dtype).name, "user": self.metadata}
+        M = np.zeros((0, 0)) if self.M is None else self.M
+        save_npz(path, self.kind, {"W": self.W, "b": self.thresholds(), "W_init": self.W_init,
+                                   "M": M}, meta)
+
+    @classmethod
+    def _from_npz(cls, data, meta):
+        W = data["W"]
+        M = data["M"] if "M" in data and data["M"].size else None
+        model = cls(W.shape[1], W.shape[0], threshold=meta["threshold"], c=meta["c"],
+                    init_scale=meta["init_scale"], dictionary=M, W=W, dtype=meta["dtype"])
+        if "W_init" in data:
+            model.W_init = np.ascontiguousarray(data["W_init"], dtype=model.dtype)
+        model.metadata = meta.get("user", {})
+        if not np.allclose(model.thresholds(), data["b"], rtol=1e-6, atol=0):
+            raise ValueError("saved thresholds b do not match the threshold rule applied to W")
+        return model
+
+    def copy(self):
+        """An independent copy (weights, init, metadata)."""
+        new = TwoLayerReLU(self.d, self.m, threshold=self.threshold, c=self.c,
+                           init_scale=self.init_scale, dictionary=self.M, W=self.W,
+                           dtype=self.dtype)
+        new.W_init = self.W_init.copy()
+        new.metadata = dict(self.metadata)
+        return new
+
+    def __repr__(self):
+        return (f"TwoLayerReLU(d={self.d}, m={self.m}, threshold={self.threshold!r}, "
+                f"c={self.c:g}, dtype={np.dtype(self.dtype).name})")

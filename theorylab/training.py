@@ -18,7 +18,7 @@ from . import attacks, metrics
 from ._validation import (as_generator, check_choice, check_float, check_int, check_norm,
                           norm_name)
 
-__all__ = ["train", "ThresholdSchedule", "History", "TrainingDiverged", "register_trainer"]
+__all__ = ["train", "train_two_layer", "ThresholdSchedule", "History", "TrainingDiverged", "register_trainer"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -85,19 +85,36 @@ _TRAINERS = {}
 
 
 def register_trainer(kind, fn):
-    """Let :func:`train` dispatch models of ``kind`` to ``fn(model, world, **kw)``."""
+    """Let :func:`train` dispatch models whose ``kind`` is ``kind`` to ``fn(model, world, **kw)``."""
     _TRAINERS[kind] = fn
 
 
-def train(model, world, *, steps, lr=0.5, mode="online", batch_size=1024, n_train=None,
+def train(model, world, **kwargs):
+    """Train ``model`` on ``world``; dispatches on the model's ``kind``.
+
+    See :func:`train_two_layer` for :class:`~theorylab.models.TwoLayerReLU`
+    (the keyword arguments are those of the registered trainer).
+
+    Returns
+    -------
+    History
+    """
+    kind = getattr(model, "kind", None)
+    if kind not in _TRAINERS:
+        raise ValueError(f"model: no trainer for {type(model).__name__}; "
+                         f"known kinds: {sorted(_TRAINERS)}")
+    return _TRAINERS[kind](model, world, **kwargs)
+
+
+def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=1024, n_train=None,
           adversarial=None, eps=0.0, norm=2, pgd_steps=10, pgd_step_size=None,
           schedule=None, log_every=None, eval_size=2000, seed=0, progress=False,
           callback=None):
-    """Train ``model`` on ``world`` by gradient descent and return its history.
+    """Train a :class:`~theorylab.models.TwoLayerReLU` on a sparse-coding world.
 
     Parameters
     ----------
-    model : TwoLayerReLU (or a model with a registered trainer)
+    model : TwoLayerReLU
         Trained in place (its ``W``; thresholds follow its rule).
     world : SparseCoding
     steps : int
@@ -144,13 +161,6 @@ def train(model, world, *, steps, lr=0.5, mode="online", batch_size=1024, n_trai
         When the loss or the weights stop being finite; ``.history`` keeps the
         records logged so far.
     """
-    kind = getattr(model, "kind", None)
-    if kind in _TRAINERS and kind != "TwoLayerReLU":
-        return _TRAINERS[kind](model, world, steps=steps, lr=lr, adversarial=adversarial,
-                               eps=eps, norm=norm, seed=seed, progress=progress,
-                               log_every=log_every, callback=callback)
-    if kind != "TwoLayerReLU":
-        raise ValueError(f"model: no trainer for {type(model).__name__}")
     steps = check_int("steps", steps, 1)
     lr = check_float("lr", lr, 0.0, low_open=True)
     check_choice("mode", mode, ("online", "full"))
@@ -231,3 +241,6 @@ def train(model, world, *, steps, lr=0.5, mode="online", batch_size=1024, n_trai
             bar.close()
     model.metadata.setdefault("world", history.config["world"])
     return history
+
+
+register_trainer("TwoLayerReLU", train_two_layer)

@@ -1,0 +1,197 @@
+"""The check harness: claims, criteria written before the run, verdicts.
+
+A :class:`Check` declares what it tests (paper, claim, provenance tag), its
+parameter regimes, and its pass criteria, each with the reason for its
+threshold.  ``run(seed, params)`` returns measurements (a dict of numbers, plus
+anything else under ``"extra"``).  :func:`evaluate` turns the measurements of
+several seeds into a verdict:
+
+* a criterion PASSES when it holds on every seed, FAILS when it fails on at
+  least half of the seeds (rounded up), and is INCONCLUSIVE otherwise or when a
+  measurement is missing or not finite;
+* a precondition (``kind="precondition"``) that does not hold on some seed makes
+  the whole check INCONCLUSIVE, with the reason, unless a claim criterion FAILS;
+* the check FAILS if any claim criterion fails, else it is INCONCLUSIVE if any
+  criterion is, else it PASSES.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Callable
+
+__all__ = ["Criterion", "Check", "CriterionResult", "CheckResult", "evaluate", "register",
+           "REGISTRY", "PASS", "FAIL", "INCONCLUSIVE"]
+
+PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """``measurements[key] op threshold`` on every seed, and why that threshold.
+
+    Parameters
+    ----------
+    key : str
+        Name of a measurement returned by the check's ``run``.
+    op : {">=", ">", "<=", "<"}
+    threshold : float
+    reason : str
+        Why this number: a theory scaling, a pilot value, a statistical slack.
+    kind : {"claim", "precondition"}
+        A precondition guards the meaning of the claim (e.g. the network must
+        be accurate before its robustness is compared); failing it gives
+        INCONCLUSIVE, not FAIL.
+    """
+
+    key: str
+    op: str
+    threshold: float
+    reason: str
+    kind: str = "claim"
+
+    def __post_init__(self):
+        if self.op not in _OPS:
+            raise ValueError(f"op must be one of {sorted(_OPS)}, got {self.op!r}")
+        if self.kind not in ("claim", "precondition"):
+            raise ValueError(f"kind must be 'claim' or 'precondition', got {self.kind!r}")
+
+    def holds(self, value):
+        return _OPS[self.op](value, self.threshold)
+
+    def describe(self):
+        return f"{self.key} {self.op} {self.threshold:g}"
+
+
+@dataclass
+class Check:
+    """One claim of one paper as a runnable experiment.
+
+    Attributes
+    ----------
+    id : str
+        Stable identifier, e.g. ``"fp.v1_clean_l2"``.
+    paper : str
+        ``"Feature Purification (Allen-Zhu & Li 2021)"`` or the Li & Li paper.
+    claim : str
+        The claim in one or two sentences.
+    provenance : str
+        ``"[C]"`` (the paper's, confirmed) or ``"[D]"`` (our derivation /
+        reconstruction); see the specs' section 0.
+    regimes : dict
+        ``{"quick": params, "full": params}``; ``params`` is passed to ``run``.
+    criteria : list of Criterion
+    run : callable
+        ``run(seed, params) -> dict`` of measurements.
+    figure : callable, optional
+        ``figure(results) -> matplotlib Figure`` from the list of per-seed
+        measurement dicts; saved next to the report.
+    notes : str
+        What the reader should know (deviations from the paper, caveats).
+    """
+
+    id: str
+    paper: str
+    claim: str
+    provenance: str
+    regimes: dict
+    criteria: list
+    run: Callable
+    figure: Callable | None = None
+    notes: str = ""
+
+    def __post_init__(self):
+        if self.provenance not in ("[C]", "[D]", "[R]"):
+            raise ValueError(f"provenance must be [C], [D] or [R], got {self.provenance!r}")
+        if not {"quick", "full"} <= set(self.regimes):
+            raise ValueError(f"check {self.id}: regimes must define 'quick' and 'full'")
+
+
+@dataclass
+class CriterionResult:
+    criterion: Criterion
+    values: list
+    status: str
+    reason: str = ""
+
+    def summary(self):
+        vals = [v for v in self.values if _finite(v)]
+        if not vals:
+            return "n/a"
+        vals.sort()
+        med = vals[len(vals) // 2] if len(vals) % 2 else 0.5 * (vals[len(vals) // 2 - 1]
+                                                               + vals[len(vals) // 2])
+        return f"{med:.3g} [{vals[0]:.3g}, {vals[-1]:.3g}]" if len(vals) > 1 else f"{med:.3g}"
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    regime: str
+    seeds: list
+    measurements: list
+    criteria: list
+    verdict: str
+    reason: str = ""
+    seconds: float = 0.0
+    figure_path: str | None = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _finite(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def evaluate(check, measurements):
+    """Verdict of ``check`` from a list of per-seed measurement dicts.
+
+    Returns
+    -------
+    verdict : str
+    reason : str
+    results : list of CriterionResult
+    """
+    n = len(measurements)
+    results = []
+    for crit in check.criteria:
+        values = [m.get(crit.key, float("nan")) for m in measurements]
+        values = [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]
+        if not all(_finite(v) or v in (math.inf, -math.inf) for v in values):
+            results.append(CriterionResult(crit, values, INCONCLUSIVE,
+                                           f"{crit.key} was not measured on every seed"))
+            continue
+        fails = sum(not crit.holds(v) for v in values)
+        if fails == 0:
+            results.append(CriterionResult(crit, values, PASS))
+        elif fails >= math.ceil(n / 2):
+            results.append(CriterionResult(crit, values, FAIL,
+                                           f"{crit.describe()} fails on {fails}/{n} seeds"))
+        else:
+            results.append(CriterionResult(crit, values, INCONCLUSIVE,
+                                           f"{crit.describe()} fails on {fails}/{n} seeds"))
+    claim_fail = [r for r in results if r.criterion.kind == "claim" and r.status == FAIL]
+    if claim_fail:
+        return FAIL, "; ".join(r.reason for r in claim_fail), results
+    pre = [r for r in results if r.criterion.kind == "precondition" and r.status != PASS]
+    if pre:
+        return INCONCLUSIVE, "precondition not met: " + "; ".join(
+            r.reason or r.criterion.describe() for r in pre), results
+    unsure = [r for r in results if r.status == INCONCLUSIVE]
+    if unsure:
+        return INCONCLUSIVE, "; ".join(r.reason for r in unsure), results
+    return PASS, "", results
+
+
+REGISTRY = {}
+
+
+def register(check):
+    """Add ``check`` to the registry (ids must be unique) and return it."""
+    if check.id in REGISTRY:
+        raise ValueError(f"duplicate check id {check.id!r}")
+    REGISTRY[check.id] = check
+    return check

@@ -244,3 +244,4 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
 
 
 register_trainer("TwoLayerReLU", train_two_layer)
+from . import training_patches as _training_patches  # noqa: E402,F401  (registers the CNN trainer)

@@ -1,0 +1,208 @@
+"""The two-layer smoothed-ReLU convolutional network of Li & Li (ICLR 2025).
+
+    F_k(X) = sum_{r=1}^m sum_{p=1}^P sigma(<w_{k,r}, x_p>),   k = 0..K-1,
+
+with weights shared across the P patches, a second layer fixed to ones, and
+the smoothed ReLU sigma of degree q and threshold rho (C1 at 0 and rho):
+0 below 0, z^q / (q rho^(q-1)) on [0, rho], z - (1 - 1/q) rho above.  The loss
+is softmax cross-entropy.
+
+Provenance: a two-layer smoothed-ReLU CNN trained by GD is the paper's [C];
+the exact form above (Allen-Zhu & Li's) and the constants are theorylab's
+reconstruction [R] (spec ``robust_features.md`` section 2.2).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._kernels import cnn as _k
+from .._validation import as_generator, check_array, check_float, check_int
+from ._base import save_npz
+
+__all__ = ["SmoothedReLUCNN"]
+
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def _check_dtype(dtype):
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as exc:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}") from exc
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    return _DTYPES[name]
+
+
+class SmoothedReLUCNN:
+    """Two-layer smoothed-ReLU patch CNN with K output classes.
+
+    Parameters
+    ----------
+    K : int
+        Number of classes (>= 2).
+    m : int
+        Filters per class (>= 1).
+    d : int
+        Patch dimension (>= 1).  The number of patches P is free: the filters
+        are shared across patches, so any (N, P, d) input is accepted.
+    q : int, default 3
+        Degree of the polynomial piece of sigma (>= 2, so sigma is C1 at 0).
+    rho : float, default 0.5
+        End of the polynomial piece (> 0); the spec's pilot value.
+    init_scale : float, default 0.01
+        Standard deviation sigma_0 of the Gaussian init N(0, sigma_0^2 I) (> 0).
+    seed : int, SeedSequence or Generator, default 0
+        Randomness of the initialisation.
+    dtype : {float64, float32}, default float64
+    W : ndarray of shape (K, m, d), optional
+        Explicit initial weights instead of a random init.
+
+    Attributes
+    ----------
+    W : ndarray of shape (K, m, d)
+        Filters w_{k,r}.
+    W_init : ndarray of shape (K, m, d)
+        The weights at initialisation.
+    """
+
+    kind = "SmoothedReLUCNN"
+
+    def __init__(self, K, m, d, *, q=3, rho=0.5, init_scale=0.01, seed=0, dtype=np.float64,
+                 W=None):
+        self.K = check_int("K", K, 2)
+        self.m = check_int("m", m, 1)
+        self.d = check_int("d", d, 1)
+        self.q = check_int("q", q, 2)
+        self.rho = check_float("rho", rho, 0.0, low_open=True)
+        self.init_scale = check_float("init_scale", init_scale, 0.0, low_open=True)
+        self.dtype = _check_dtype(dtype)
+        if W is None:
+            rng = as_generator(seed, "seed")
+            W = self.init_scale * rng.standard_normal((self.K, self.m, self.d))
+        self.W = check_array("W", W, ndim=3, shape=(self.K, self.m, self.d),
+                             dtype=self.dtype).copy()
+        self.W_init = self.W.copy()
+        self.metadata = {}
+
+    @property
+    def n_classes(self):
+        return self.K
+
+    # -- validation (the private protocol theorylab.attacks relies on) ----
+    def _check_X(self, X, name="X"):
+        return check_array(name, X, ndim=3, shape=(None, None, self.d), dtype=self.dtype)
+
+    def _check_y(self, y, n, name="y"):
+        arr = np.asarray(y)
+        if arr.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+        if arr.dtype.kind not in "iu":
+            if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                raise ValueError(f"{name} must contain integer class labels, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.K):
+            raise ValueError(f"{name} must contain labels in [0, {self.K - 1}]")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+
+    def _scores(self, X):
+        return _k.scores(X, self.W, self.q, self.rho)
+
+    def _loss_grad(self, X, y):
+        loss, _, G = _k.loss_and_input_gradient(X, y, self.W, self.q, self.rho)
+        return loss, G
+
+    def _correct(self, X, y):
+        # Correct when the true class's score is strictly the largest (a tie is an error).
+        F = self._scores(X)
+        rows = np.arange(F.shape[0])
+        Fy = F[rows, y].copy()
+        F[rows, y] = -np.inf
+        return Fy > F.max(axis=1)
+
+    # -- public evaluation ----------------------------------------------
+    def decision_function(self, X):
+        """Class scores F_k(X), shape (N, K)."""
+        return self._scores(self._check_X(X))
+
+    def predict(self, X):
+        """argmax_k F_k(X) per sample (first index on ties)."""
+        return np.argmax(self.decision_function(X), axis=1).astype(np.int64)
+
+    def patch_contributions(self, X):
+        """Per-patch contributions to the scores, shape (N, P, K); they sum over P to F."""
+        return _k.patch_scores(self._check_X(X), self.W, self.q, self.rho)
+
+    def accuracy(self, X, y):
+        """Fraction of samples whose true class has the strictly largest score."""
+        X = self._check_X(X)
+        return float(np.mean(self._correct(X, self._check_y(y, X.shape[0]))))
+
+    def loss(self, X, y, reduction="mean"):
+        """Softmax cross-entropy: its mean, or per sample with ``reduction='none'``."""
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        X = self._check_X(X)
+        loss, _ = self._loss_grad(X, self._check_y(y, X.shape[0]))
+        return loss if reduction == "none" else float(np.mean(loss))
+
+    def input_gradient(self, X, y):
+        """Gradient of each sample's loss with respect to its input, shape of ``X``."""
+        X = self._check_X(X)
+        return self._loss_grad(X, self._check_y(y, X.shape[0]))[1]
+
+    def weight_gradient(self, X, y):
+        """Per-sample losses (N,), scores (N, K) and the gradient of the mean loss in ``W``."""
+        X = self._check_X(X)
+        y = self._check_y(y, X.shape[0])
+        return _k.loss_and_weight_gradient(X, y, self.W, self.q, self.rho)
+
+    # -- structure -------------------------------------------------------
+    def correlations(self, features):
+        """<w_{k,r}, f_j> for feature rows ``features`` (J, d): array (K, m, J)."""
+        F = check_array("features", features, ndim=2, shape=(None, self.d), dtype=np.float64)
+        return np.einsum("kmd,jd->kmj", self.W.astype(np.float64), F)
+
+    # -- persistence -----------------------------------------------------
+    def save(self, path):
+        """Write the model to ``path`` (.npz).
+
+        Entries: ``kind`` ("SmoothedReLUCNN"), ``W`` (K, m, d), ``q`` (int),
+        ``rho`` (float), ``W_init`` (K, m, d), and a JSON ``metadata`` string with
+        ``init_scale``, ``dtype`` and user metadata (e.g. the world spec).
+        """
+        meta = {"init_scale": self.init_scale, "dtype": np.dtype(self.dtype).name,
+                "user": self.metadata}
+        save_npz(path, self.kind, {"W": self.W, "q": np.array(self.q), "rho": np.array(self.rho),
+                                   "W_init": self.W_init}, meta)
+
+    @classmethod
+    def _from_npz(cls, data, meta):
+        W = np.asarray(data["W"])
+        if W.ndim != 3:
+            raise ValueError(f"W must have 3 dimensions (K, m, d), got shape {W.shape}")
+        q = data["q"].item()
+        if not isinstance(q, numbers.Integral):
+            raise ValueError(f"q must be an integer, got {q!r}")
+        model = cls(W.shape[0], W.shape[1], W.shape[2], q=int(q), rho=float(data["rho"]),
+                    init_scale=meta.get("init_scale", 0.01), W=W,
+                    dtype=meta.get("dtype", W.dtype.name))
+        if "W_init" in data:
+            model.W_init = check_array("W_init", data["W_init"], ndim=3, shape=W.shape,
+                                       dtype=model.dtype)
+        model.metadata = meta.get("user", {})
+        return model
+
+    def copy(self):
+        """An independent copy (weights, init, metadata)."""
+        new = SmoothedReLUCNN(self.K, self.m, self.d, q=self.q, rho=self.rho,
+                              init_scale=self.init_scale, W=self.W, dtype=self.dtype)
+        new.W_init = self.W_init.copy()
+        new.metadata = dict(self.metadata)
+        return new
+
+    def __repr__(self):
+        return (f"SmoothedReLUCNN(K={self.K}, m={self.m}, d={self.d}, q={self.q}, "
+                f"rho={self.rho:g}, dtype={np.dtype(self.dtype).name})")

@@ -2,9 +2,16 @@
 
 from .cnn import SmoothedReLUCNN
 from .io import load, register
+from .linear import LinearClassifier
+from .ntk import NTKClassifier
+from .polynomial import PolynomialClassifier
 from .two_layer import THRESHOLD_RULES, TwoLayerReLU
 
 register(TwoLayerReLU)
 register(SmoothedReLUCNN)
+register(LinearClassifier)
+register(PolynomialClassifier)
+register(NTKClassifier)
 
-__all__ = ["TwoLayerReLU", "SmoothedReLUCNN", "THRESHOLD_RULES", "load", "register"]
+__all__ = ["TwoLayerReLU", "SmoothedReLUCNN", "LinearClassifier", "PolynomialClassifier", "NTKClassifier",
+           "THRESHOLD_RULES", "load", "register"]

@@ -1,0 +1,97 @@
+"""The derived formulas of theorylab.theory against exact computation and simulation."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.special
+
+from theorylab import theory
+from theorylab.models import LinearClassifier
+from theorylab.worlds import SparseCoding
+
+
+def test_margin_pmf_is_a_distribution_matching_simulation():
+    values, probs = theory.margin_pmf(6, 64)
+    assert abs(probs.sum() - 1.0) < 1e-12
+    np.testing.assert_allclose(probs, probs[::-1], atol=1e-15)  # symmetric law
+    # E S^2 = d (k/d) = k exactly (sum of N Rademachers, E N = k).
+    assert abs((values ** 2 * probs).sum() - 6.0) < 1e-9
+    rng = np.random.default_rng(0)
+    n = 200_000
+    N = rng.binomial(64, 6 / 64, n)
+    S = 2 * rng.binomial(N, 0.5) - N
+    p0 = theory.tie_probability(6, 64)
+    # Binomial sd of a frequency near 0.2 with 2e5 draws is 9e-4; 5 sd of slack.
+    assert abs(np.mean(S == 0) - p0) < 5 * math.sqrt(p0 * (1 - p0) / n)
+
+
+def test_small_margin_probability_matches_the_world_and_its_bound():
+    d, k = 128, 6
+    w = SparseCoding(d, k, noise=0.0, seed=1)
+    Z = w.sample(40_000, 2).Z
+    S = Z @ w.w_star
+    exact = theory.small_margin_probability(k, d)  # conditioned on S != 0, as the world is
+    sd = math.sqrt(exact * (1 - exact) / S.size)
+    assert abs(np.mean(np.abs(S) <= 1) - exact) < 5 * sd  # 5 sd: essentially never flaky
+    for kk in (2, 6, 12, 24, 48):
+        assert theory.small_margin_probability(kk, 4096, conditioned=False) <= \
+            theory.small_margin_bound(kk, conditioned=False)
+        assert theory.small_margin_probability(kk, 4096) <= theory.small_margin_bound(kk, 4096)
+    # O(1/sqrt(k)): quadrupling k roughly halves the probability.
+    r = theory.small_margin_probability(48, 4096) / theory.small_margin_probability(12, 4096)
+    assert 0.4 < r < 0.6
+
+
+def test_central_binomial_bound_used_by_the_anticoncentration_bound():
+    n = np.arange(1, 10_001)
+    logc = (scipy.special.gammaln(n + 1) - scipy.special.gammaln(n // 2 + 1)
+            - scipy.special.gammaln(n - n // 2 + 1) - n * math.log(2))
+    assert np.all(np.exp(logc) <= np.sqrt(2 / (np.pi * n)))
+
+
+def test_linear_bound_holds_for_the_bayes_rule_and_scales():
+    d, k, sigma = 256, 6, 0.05
+    w = SparseCoding(d, k, noise=sigma, seed=3)
+    s = w.sample(5000, 4)
+    lin = LinearClassifier.oracle(w)
+    for norm in (2, "inf"):
+        for tau in (0.05, 0.1, 0.2, 0.4):
+            acc = np.mean(lin.exact_robust_correct(s.X, s.y, tau, 2.0 if norm == 2 else np.inf))
+            density = np.abs(lin.w).sum() ** 2 / (lin.w @ lin.w)
+            bound = theory.linear_robust_bound(k, d, tau, sigma=sigma, norm=norm,
+                                               density=density)
+            # The tie factor 1/(1 - P(S=0)) is the only gap between the spec's law and
+            # the world's; the bound with it must hold with a 3-sd sampling slack.
+            assert acc <= bound / (1 - theory.tie_probability(k, d)) + 3 * math.sqrt(0.25 / 5000)
+    assert theory.linear_robust_bound(6, 256, 0.0) == 1.0
+    assert theory.linear_robust_bound(6, 256, 1.0, norm="inf") == pytest.approx(6 / 256 ** 2)
+
+
+def test_radii_formulas():
+    assert theory.linear_failure_radius(6, 600) == pytest.approx(0.1)
+    assert theory.linear_failure_radius(4, 200, "inf") == pytest.approx(0.01)
+    assert theory.purified_radius(4, "inf") == pytest.approx(0.25)           # 1/(2 sqrt k)
+    assert theory.purified_radius(4, 2) == pytest.approx(0.5)
+    assert theory.purified_radius(4, "inf", d=64, dictionary="hadamard") == pytest.approx(0.25 / 8)
+    assert theory.polynomial_failure_radius(4, 1004, 3, margin=8.0) == pytest.approx(0.2)
+    assert theory.polynomial_tau50_slope(5) == -0.2
+    assert theory.clean_network_radius(5, 100, "inf") == pytest.approx(0.1)
+    assert theory.clean_network_radius(4, 64, 2) == pytest.approx(1.0)
+    assert theory.code_second_moment("continuous", 0.1) == pytest.approx(1.11 / 3)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: theory.linear_robust_bound(300, 256, 0.1), "k must be"),
+    (lambda: theory.linear_robust_bound(6, 256, -0.1), "tau must be"),
+    (lambda: theory.linear_robust_bound(6, 256, 0.1, norm=1), "norm must be"),
+    (lambda: theory.linear_robust_bound(6, 256, 0.1, norm="inf", density=0.5), "density"),
+    (lambda: theory.purified_radius(6, "inf", c=1.0), "c must be"),
+    (lambda: theory.purified_radius(6, "inf", dictionary="hadamard"), "d is required"),
+    (lambda: theory.polynomial_failure_radius(6, 256, 0), "degree must be"),
+    (lambda: theory.small_margin_bound(6), "d is required"),
+    (lambda: theory.code_second_moment("gaussian"), "codes must be"),
+])
+def test_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -1,0 +1,175 @@
+"""Kernels of the neural-tangent baselines (first layer trained, output layer fixed).
+
+Empirical NTK with gates frozen at init: phi(x) = x (x) g(x) / sqrt(m), so
+
+    K_m(x, x') = <x, x'> * (1/m) sum_i g_i(x) g_i(x'),
+    f(x) = sum_i g_i(x) <v_i, x>            (head V, shape (m, d)).
+
+Gates: ``two_sided`` g_i = 1{|<w_i, x>| > b_i} (the symmetric threshold network
+of Feature Purification) or one-sided g_i = 1{<w_i, x> > b_i} (a plain ReLU net).
+
+Analytic (infinite-width) NTK of the one-sided gate with b = 0 and Gaussian
+init, the arc-cosine kernel of order 0 times the linear kernel:
+
+    K(x, x') = <x, x'> (pi - theta) / (2 pi),   cos theta = <x, x'> / (|x| |x'|).
+
+Array in, array out, no validation.  Each Gram matrix is one GEMM (NumPy's
+BLAS) written in place, then transformed elementwise in ``prange`` loops (one
+output row per iteration); other temporaries are row blocks of ``_BLOCK`` rows,
+so memory is O(N M + _BLOCK M).  No reductions across threads: same bits for
+any thread count.  Parallel kernels are only called from Python (the
+GEMM-then-elementwise compositions are plain functions): a cached jitted
+function calling a parallel one can segfault when loaded from the cache
+(numba #8578).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import jit, prange
+
+__all__ = ["gates", "empirical_gram", "head_scores", "head_from_dual", "arccos_gram",
+           "arccos_predict", "row_norms"]
+
+_BLOCK = 512
+_TWO_PI = 2.0 * math.pi
+_SIN_TINY = 1e-7  # below this x and x' are parallel: the cone point, subgradient 0
+
+
+@jit(parallel=True)
+def row_norms(X):
+    """Euclidean norm of each row, scaled by the row's largest entry (no under/overflow)."""
+    n, d = X.shape
+    out = np.empty(n, dtype=X.dtype)
+    for r in prange(n):
+        s = 0.0
+        for j in range(d):
+            s = max(s, abs(X[r, j]))
+        acc = 0.0
+        if s > 0.0:
+            for j in range(d):
+                q = X[r, j] / s
+                acc += q * q
+        out[r] = s * math.sqrt(acc)
+    return out
+
+
+@jit(parallel=True)
+def _threshold_inplace(U, b, two_sided):
+    n, m = U.shape
+    for r in prange(n):
+        for i in range(m):
+            u = U[r, i]
+            U[r, i] = 1.0 if (abs(u) if two_sided else u) > b[i] else 0.0
+
+
+def gates(X, W0, b0, two_sided):
+    """Frozen gate pattern G (N, m) of ``X`` under init weights ``W0`` and thresholds ``b0``."""
+    U = X @ W0.T
+    _threshold_inplace(U, b0, two_sided)
+    return U
+
+
+@jit(parallel=True)
+def _mul_rows(K, P, start, scale):
+    n, m = P.shape
+    for r in prange(n):
+        for c in range(m):
+            K[start + r, c] *= P[r, c] * scale
+
+
+def empirical_gram(X, GX, Y, GY):
+    """K = (X Y^T) o (GX GY^T) / m, the gate overlap product built in row blocks."""
+    m = GX.shape[1]
+    K = X @ Y.T
+    for start in range(0, X.shape[0], _BLOCK):
+        stop = min(X.shape[0], start + _BLOCK)
+        _mul_rows(K, GX[start:stop] @ GY.T, start, 1.0 / m)
+    return K
+
+
+@jit(parallel=True)
+def _rowdot(A, B):
+    n, m = A.shape
+    out = np.empty(n, dtype=A.dtype)
+    for r in prange(n):
+        s = 0.0
+        for c in range(m):
+            s += A[r, c] * B[r, c]
+        out[r] = s
+    return out
+
+
+def head_scores(X, G, V, b):
+    """f_n = b + sum_i G[n, i] <v_i, x_n>: the linear head on frozen-gate features."""
+    return _rowdot(X @ V.T, G) + b
+
+
+def head_from_dual(Xtr, Gtr, alpha):
+    """V = (1/m) Gtr^T diag(alpha) Xtr: the head whose scores equal sum_n alpha_n K_m(x, x_n)."""
+    return (Gtr.T @ (Xtr * alpha[:, None])) / Gtr.shape[1]
+
+
+@jit
+def _arccos_entry(s, nx, ny):
+    # (K, kappa0, cos, sin) for one pair; kappa0 = 1/4 (theta = pi/2) when a norm is 0.
+    a = nx * ny
+    if a == 0.0:
+        return 0.0, 0.25, 0.0, 1.0
+    c = min(1.0, max(-1.0, s / a))
+    k0 = (math.pi - math.acos(c)) / _TWO_PI
+    return s * k0, k0, c, math.sqrt(max(0.0, 1.0 - c * c))
+
+
+@jit(parallel=True)
+def _arccos_inplace(S, nx, ny):
+    n, m = S.shape
+    for r in prange(n):
+        for c in range(m):
+            S[r, c] = _arccos_entry(S[r, c], nx[r], ny[c])[0]
+
+
+def arccos_gram(X, Y, nx, ny):
+    """K[n, l] = <x_n, y_l> (pi - theta_nl) / (2 pi); ``nx``, ``ny`` the row norms."""
+    K = X @ Y.T
+    _arccos_inplace(K, nx, ny)
+    return K
+
+
+@jit(parallel=True)
+def _arccos_block(S, nx, ny, alpha, f, A, B, offset):
+    # grad_x K(x, x') = x' (k0 + c / (2 pi sin)) - x c^2 |x'| / (2 pi |x| sin); the
+    # singular parts cancel in norm (bounded) and are dropped at the cone point.
+    n, m = S.shape
+    for r in prange(n):
+        fr = 0.0
+        br = 0.0
+        for c in range(m):
+            k, k0, cs, sn = _arccos_entry(S[r, c], nx[offset + r], ny[c])
+            fr += alpha[c] * k
+            coef = k0
+            if sn > _SIN_TINY and nx[offset + r] > 0.0:
+                coef += cs / (_TWO_PI * sn)
+                br += alpha[c] * cs * cs * ny[c] / (_TWO_PI * nx[offset + r] * sn)
+            A[r, c] = alpha[c] * coef
+        f[offset + r] = fr
+        B[offset + r] = br
+
+
+def arccos_predict(X, nx, Xtr, ntr, alpha, b, with_grad):
+    """Scores b + sum_n alpha_n K(x, x_n) and, if ``with_grad``, d f / d x (N, d)."""
+    n, d = X.shape
+    f = np.empty(n, dtype=X.dtype)
+    B = np.zeros(n, dtype=X.dtype)
+    G = np.zeros((n, d), dtype=X.dtype) if with_grad else None
+    for start in range(0, n, _BLOCK):
+        stop = min(n, start + _BLOCK)
+        S = X[start:stop] @ Xtr.T
+        A = np.empty_like(S)
+        _arccos_block(S, nx, ntr, alpha, f, A, B, start)
+        if with_grad:
+            G[start:stop] = A @ Xtr - X[start:stop] * B[start:stop, None]
+    return f + b, G

@@ -10,9 +10,10 @@ several seeds into a verdict:
   least half of the seeds (rounded up), and is INCONCLUSIVE otherwise or when a
   measurement is missing or not finite;
 * a precondition (``kind="precondition"``) that does not hold on some seed makes
-  the whole check INCONCLUSIVE, with the reason, unless a claim criterion FAILS;
-* the check FAILS if any claim criterion fails, else it is INCONCLUSIVE if any
-  criterion is, else it PASSES.
+  the whole check INCONCLUSIVE, with the reason: the regime cannot test the
+  claim, so the claim criteria are reported but not judged;
+* otherwise the check FAILS if any claim criterion fails, else it is
+  INCONCLUSIVE if any criterion is, else it PASSES.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ class Criterion:
     reason : str
         Why this number: a theory scaling, a pilot value, a statistical slack.
     kind : {"claim", "precondition"}
-        A precondition guards the meaning of the claim (e.g. the network must
-        be accurate before its robustness is compared); failing it gives
-        INCONCLUSIVE, not FAIL.
+        A precondition guards the meaning of the claim (e.g. the regime must
+        separate the models the claim compares); failing it gives
+        INCONCLUSIVE whatever the claim criteria say.
     """
 
     key: str
@@ -173,13 +174,13 @@ def evaluate(check, measurements):
         else:
             results.append(CriterionResult(crit, values, INCONCLUSIVE,
                                            f"{crit.describe()} fails on {fails}/{n} seeds"))
+    pre = [r for r in results if r.criterion.kind == "precondition" and r.status != PASS]
+    if pre:
+        return INCONCLUSIVE, "precondition not met (claim not judged): " + "; ".join(
+            r.reason or r.criterion.describe() for r in pre), results
     claim_fail = [r for r in results if r.criterion.kind == "claim" and r.status == FAIL]
     if claim_fail:
         return FAIL, "; ".join(r.reason for r in claim_fail), results
-    pre = [r for r in results if r.criterion.kind == "precondition" and r.status != PASS]
-    if pre:
-        return INCONCLUSIVE, "precondition not met: " + "; ".join(
-            r.reason or r.criterion.describe() for r in pre), results
     unsure = [r for r in results if r.status == INCONCLUSIVE]
     if unsure:
         return INCONCLUSIVE, "; ".join(r.reason for r in unsure), results

@@ -20,6 +20,12 @@ __all__ = ["jit", "prange", "CACHE_ENABLED", "n_chunks"]
 
 prange = numba.prange
 
+# Launch Numba's thread pool now.  A cached non-parallel kernel that calls a
+# parallel one does not launch the pool when it is loaded from the cache, and
+# the first call then crashes the process (numba #8578, #4807).  Every kernel
+# module imports this one, and get_num_threads() launches the pool.
+numba.get_num_threads()
+
 CACHE_ENABLED = os.environ.get("THEORYLAB_NUMBA_CACHE", "1").strip().lower() not in {
     "0",
     "false",

@@ -1,0 +1,122 @@
+"""Regimes and evaluation helpers shared by the Feature Purification checks.
+
+Regimes follow the spec's pilot (feature_purification.md section 5, "Practical
+settings that worked"): online SGD with fresh batches, eta = 0.5, m = 2d,
+sigma_0 = 1/d, threshold rule "max" with c ramped 1.0 -> 0.5 over the first half
+of clean training, FGM adversarial training from the clean weights.  The
+``full`` regimes are the pilot's sizes; the ``quick`` regimes shrink d, batch
+and steps so that ``make check`` stays within its time budget, and keep k in the
+l2 window d^(1/3) <~ k << d^(1/2) of spec 3.3(iv) where clean and purified
+networks separate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theorylab import attacks
+
+_BASE = dict(codes="pm1", noise=0.05, width_mult=2, init_scale=None, c0=1.0, c1=0.5,
+             ramp_frac=0.5, lr=0.5, n_test=1000, pgd_steps=20)
+
+L2_GRID = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8]
+LINF_GRID = [0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24, 0.32]
+# Pixel-space linf with a dense (Hadamard) dictionary: every radius acts ~sqrt(d)
+# times more strongly on an atom (spec 3.3(iii)), so the grid is finer.
+LINF_DENSE_GRID = [0.001, 0.002, 0.004, 0.006, 0.008, 0.012, 0.016, 0.024, 0.032, 0.048,
+                   0.064]
+
+REGIMES = {
+    "l2": {
+        "quick": dict(_BASE, d=128, k=5, dictionary="identity", norm=2, eps_train=0.3,
+                      eps_eval=0.2, batch=512, T=1000, T_adv=500, grid=L2_GRID),
+        "full": dict(_BASE, d=256, k=6, dictionary="orthogonal", norm=2, eps_train=0.3,
+                     eps_eval=0.2, batch=1024, T=3000, T_adv=1500, grid=L2_GRID),
+    },
+    "linf": {
+        "quick": dict(_BASE, d=128, k=4, dictionary="identity", norm="inf", eps_train=0.08,
+                      eps_eval=0.04, batch=512, T=1000, T_adv=500, grid=LINF_GRID),
+        "full": dict(_BASE, d=256, k=6, dictionary="identity", norm="inf", eps_train=0.08,
+                     eps_eval=0.04, batch=1024, T=3000, T_adv=1500, grid=LINF_GRID),
+    },
+    # eps_eval sits at the grid point nearest the derived purified radius 1/(2 sqrt(dk))
+    # (spec 3.3(iii): 0.022 at d=128, k=4; 0.018 at d=256, k=3); training uses a radius
+    # about 4/3 of it, as the pilots train above their evaluation radius.  k=3 in full
+    # keeps a window above the linear rule's ~sqrt(k)/||M w*||_1 (it closes at k=6).
+    "linf_dense": {
+        "quick": dict(_BASE, d=128, k=4, dictionary="hadamard", norm="inf", eps_train=0.032,
+                      eps_eval=0.024, batch=512, T=1000, T_adv=500, grid=LINF_DENSE_GRID),
+        "full": dict(_BASE, d=256, k=3, dictionary="hadamard", norm="inf", eps_train=0.024,
+                     eps_eval=0.016, batch=1024, T=3000, T_adv=1500, grid=LINF_DENSE_GRID),
+    },
+}
+
+
+def survives(model, X, y, eps, norm, world, pgd_steps):
+    """Per sample: correct under PGD (from 0) *and* under the dense-direction attack.
+
+    Taking the worse of a gradient attack and the theory's structured attack
+    guards against gradient masking making a network look robust.
+    """
+    if eps == 0:
+        return model._correct(X, y)
+    d_pgd = attacks.pgd(model, X, y, eps, norm, steps=pgd_steps)
+    d_dense = attacks.dense_direction(world, y, eps, norm)
+    return model._correct(X + d_pgd, y) & model._correct(X + d_dense, y)
+
+
+def curves(model, run, params, attack_kinds=("pgd", "dense")):
+    """Robust accuracy over the regime's grid for each attack kind, and the worst of them."""
+    X, y = run.test.X, run.test.y
+    out = {}
+    ok_all = None
+    for kind in attack_kinds:
+        accs = []
+        oks = []
+        for eps in params["grid"]:
+            if kind == "pgd":
+                delta = attacks.pgd(model, X, y, eps, params["norm"], steps=params["pgd_steps"])
+            else:
+                delta = attacks.dense_direction(run.world, y, eps, params["norm"])
+            ok = model._correct(X + delta, y)
+            oks.append(ok)
+            accs.append(float(ok.mean()))
+        out[kind] = np.array(accs)
+        ok_all = np.array(oks) if ok_all is None else ok_all & np.array(oks)
+    out["worst"] = ok_all.mean(axis=1)
+    out["clean"] = float(np.mean(model._correct(X, y)))
+    return out
+
+
+def linear_rule_curve(run, params):
+    """Exact robust accuracy of the Bayes-direction linear rule u = M w* (spec 3.3(ii)).
+
+    For a linear rule the worst case is closed-form: the point survives radius
+    eps iff y <u, x> > eps ||u||_dual.
+    """
+    u = run.world.label_direction
+    dual = {2: 2, "2": 2, "inf": 1, np.inf: 1}[params["norm"]]
+    margin = run.test.y * (run.test.X @ u) / np.linalg.norm(u, ord=dual)
+    return np.array([float(np.mean(margin > e)) for e in params["grid"]]), float(np.mean(margin > 0))
+
+
+def tau50(curve, grid):
+    return attacks.tau50(grid, curve["worst"], curve["clean"])
+
+
+def nearest_index(grid, eps):
+    return int(np.argmin(np.abs(np.asarray(grid) - eps)))
+
+
+def evaluated(run, params):
+    """Robustness curves of the clean, adversarial, oracle and linear models (memoised)."""
+    key = ("curves", tuple(params["grid"]), params["pgd_steps"])
+    if key not in run.cache:
+        lin, lin_clean = linear_rule_curve(run, params)
+        run.cache[key] = {
+            "clean": curves(run.clean, run, params),
+            "adv": curves(run.adv, run, params),
+            "oracle": curves(run.oracle, run, params),
+            "linear": {"worst": lin, "clean": lin_clean},
+        }
+    return run.cache[key]

@@ -1,0 +1,187 @@
+"""Run registered checks over seeds; print a table; write Markdown and JSON reports."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+import traceback
+
+import numpy as np
+
+from ._harness import FAIL, INCONCLUSIVE, PASS, CheckResult, evaluate
+
+__all__ = ["run_checks", "format_table", "write_json", "write_markdown", "ERROR"]
+
+ERROR = "ERROR"
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else str(f)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    return obj
+
+
+def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progress=False,
+               params_override=None):
+    """Run each check on each seed and evaluate it.
+
+    Parameters
+    ----------
+    checks : list of Check
+    regime : {"quick", "full"}
+    seeds : sequence of int
+    figures_dir : str, optional
+        Where each check's figure is saved as ``<id>.png``.
+    progress : bool
+        tqdm bar over (check, seed) runs.
+    params_override : dict, optional
+        Merged into every check's parameters (for experiments and mutation tests).
+
+    Returns
+    -------
+    list of CheckResult
+        A check that raised gets verdict ``ERROR`` with its traceback; the other
+        checks still run.
+    """
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(checks) * len(seeds), desc="checks", unit="run")
+    results = []
+    for check in checks:
+        params = dict(check.regimes[regime])
+        params.update(params_override or {})
+        t0 = time.perf_counter()
+        measurements, error = [], None
+        for seed in seeds:
+            if bar is not None:
+                bar.set_postfix_str(f"{check.id} seed {seed}")
+            try:
+                measurements.append(check.run(seed, params))
+            except Exception:  # record and go on: no result of the other checks is lost
+                error = traceback.format_exc()
+                if bar is not None:
+                    bar.update(len(seeds) - len(measurements))
+                break
+            if bar is not None:
+                bar.update(1)
+        seconds = time.perf_counter() - t0
+        if error is not None:
+            res = CheckResult(check, regime, list(seeds), measurements, [], ERROR,
+                              "the check raised an exception", seconds, error=error)
+        else:
+            verdict, reason, crit = evaluate(check, measurements)
+            res = CheckResult(check, regime, list(seeds), measurements, crit, verdict, reason,
+                              seconds)
+            if figures_dir is not None and check.figure is not None:
+                import matplotlib.pyplot as plt
+
+                os.makedirs(figures_dir, exist_ok=True)
+                fig = check.figure(measurements)
+                path = os.path.join(figures_dir, f"{check.id}.png")
+                fig.savefig(path, dpi=110, bbox_inches="tight")
+                plt.close(fig)
+                res.figure_path = path
+        results.append(res)
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def format_table(results):
+    """A plain-text table: one block per check, one line per criterion."""
+    lines = []
+    width = max((len(r.check.id) for r in results), default=10)
+    for r in results:
+        lines.append(f"{r.check.id:<{width}}  {r.verdict:<12} {r.check.provenance}  "
+                     f"({r.seconds:.1f} s)  {r.reason}")
+        for c in r.criteria:
+            tag = "pre " if c.criterion.kind == "precondition" else ""
+            lines.append(f"{'':<{width}}    {tag}{c.criterion.describe():<40} "
+                         f"measured {c.summary():<28} {c.status}")
+    counts = {v: sum(r.verdict == v for r in results) for v in (PASS, FAIL, INCONCLUSIVE, ERROR)}
+    lines.append("summary: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+    return "\n".join(lines)
+
+
+def _result_dict(r):
+    return {
+        "id": r.check.id, "paper": r.check.paper, "claim": r.check.claim,
+        "provenance": r.check.provenance, "regime": r.regime,
+        "params": _jsonable(r.check.regimes[r.regime]), "seeds": r.seeds,
+        "verdict": r.verdict, "reason": r.reason, "seconds": r.seconds,
+        "criteria": [{"criterion": c.criterion.describe(), "kind": c.criterion.kind,
+                      "reason": c.criterion.reason, "values": _jsonable(c.values),
+                      "status": c.status} for c in r.criteria],
+        "measurements": _jsonable([{k: v for k, v in m.items() if k != "extra"}
+                                   for m in r.measurements]),
+        "figure": r.figure_path, "notes": r.check.notes, "error": r.error,
+    }
+
+
+def _environment():
+    import numba
+    import scipy
+
+    from theorylab import __version__
+
+    return {"theorylab": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "numba": numba.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "cpus": os.cpu_count()}
+
+
+def write_json(results, path):
+    """Write every result (measurements per seed, criteria, verdicts) as JSON."""
+    with open(path, "w") as fh:
+        json.dump({"environment": _environment(),
+                   "results": [_result_dict(r) for r in results]}, fh, indent=2)
+
+
+def write_markdown(results, path):
+    """A Markdown report: per check, the claim, regime, criteria vs measurements, verdict, figure."""
+    out = ["# theorylab theorem-check report", ""]
+    env = _environment()
+    out.append("Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
+    out.append("")
+    out.append("Provenance tags: [C] the paper's claim (confirmed from its abstract/talks); "
+               "[D] derived or reconstructed in theorylab's spec, not the paper's statement.")
+    out += ["", "| check | verdict | tag | time (s) |", "|---|---|---|---|"]
+    out += [f"| {r.check.id} | **{r.verdict}** | {r.check.provenance} | {r.seconds:.1f} |"
+            for r in results]
+    base = os.path.dirname(os.path.abspath(path))
+    for r in results:
+        out += ["", f"## {r.check.id}: {r.verdict}", "",
+                f"*Paper:* {r.check.paper}  ", f"*Claim {r.check.provenance}:* {r.check.claim}",
+                "", f"*Regime ({r.regime}), seeds {r.seeds}:* `"
+                + json.dumps(_jsonable(r.check.regimes[r.regime])) + "`", ""]
+        if r.reason:
+            out += [f"*Why:* {r.reason}", ""]
+        if r.criteria:
+            out += ["| criterion | measured: median [min, max] | status | why this threshold |",
+                    "|---|---|---|---|"]
+            for c in r.criteria:
+                kind = " (precondition)" if c.criterion.kind == "precondition" else ""
+                out.append(f"| `{c.criterion.describe()}`{kind} | {c.summary()} | {c.status} | "
+                           f"{c.criterion.reason} |")
+        if r.error:
+            out += ["", "```", r.error.strip(), "```"]
+        if r.check.notes:
+            out += ["", f"*Notes:* {r.check.notes}"]
+        if r.figure_path:
+            out += ["", f"![{r.check.id}]({os.path.relpath(r.figure_path, base)})"]
+    with open(path, "w") as fh:
+        fh.write("\n".join(out) + "\n")

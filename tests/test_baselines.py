@@ -16,6 +16,16 @@ from theorylab.models.ntk import solve_psd
 from theorylab.worlds import SparseCoding
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_numba_thread():
+    # Small test problems: on this 2-core machine numba's OpenMP pool and OpenBLAS's pool
+    # spin against each other (5x slower here); the thread-count test sets its own counts.
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)
+
+
 # -- plain NumPy references ----------------------------------------------------
 
 def np_logistic(f, y):

@@ -3,7 +3,7 @@
 Two families (see :mod:`theorylab.models.polynomial`):
 
 * coordinate-separable polynomials in the dictionary basis,
-  f(x) = sum_j sum_e C[e, j] t_j^deg[e] with t = M^T x;
+  f(x) = sum_j sum_e C[e, j] t_j^deg[e] with t = M^T x (``deg`` increasing);
 * the full degree-D space through the kernel k(x, x') = (gamma <x, x'> + coef0)^D,
   f(x) = sum_n alpha_n k(x, x_n).
 
@@ -40,9 +40,12 @@ def _ipow(t, e):
 
 @jit
 def _poly_at(C, degrees, j, t):
-    s = 0.0
-    for e in range(degrees.shape[0]):
-        s += C[e, j] * _ipow(t, degrees[e])
+    # Powers built incrementally over the increasing degrees (one _ipow per gap).
+    p = _ipow(t, degrees[0])
+    s = C[0, j] * p
+    for e in range(1, degrees.shape[0]):
+        p *= _ipow(t, degrees[e] - degrees[e - 1])
+        s += C[e, j] * p
     return s
 
 

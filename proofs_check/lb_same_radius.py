@@ -1,0 +1,242 @@
+"""The same-radius claim of Feature Purification's lower bound (spec 3.1 item 4, V5).
+
+At a radius tau* where the adversarially trained network keeps robust accuracy
+>= 0.9, low-complexity models (linear, low-degree polynomial, NTK) are far
+below it.  Two checks:
+
+* ``lb.same_radius_linf``: the learners an algorithm produces (logistic
+  regression, a trained separable cubic, the cubic-kernel machine, the
+  empirical and analytic NTKs) and the Bayes-direction linear rule M w*.
+* ``lb.same_radius_poly_linf``: the *best* cubic we know, the oracle family
+  sum_j w*_j q(<M_j, x>) with q(t) = t^3 or a soft threshold, which no
+  training finds but which lies in the class.  Derived (spec 3.3(v)): it fails
+  at about (sqrt(k)/d)^(1/3), so "far below" needs d much larger than the
+  network's; it is measured at the network's d and on a grid of larger d
+  against the purified network (exact, O(N d)), because adversarial training
+  at those d is out of reach here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theorylab import theory
+
+from . import lb_common as lb
+from ._harness import Check, Criterion, register
+
+PAPER = "Feature Purification (Allen-Zhu & Li 2021)"
+
+# The fp checks' linf regimes (proofs_check/_fp_common.py): identical pipeline keys
+# make fp_run return the network the fp checks already trained in this process.
+_FP = dict(codes="pm1", noise=0.05, width_mult=2, init_scale=None, c0=1.0, c1=0.5,
+           ramp_frac=0.5, lr=0.5, n_test=1000, dictionary="identity", norm="inf",
+           eps_train=0.08)
+GRID = [0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08]
+TRAINED = ("linear", "linear_oracle", "separable", "poly_kernel", "ntk", "ntk_analytic")
+
+QUICK = dict(_FP, reference="fp_pipeline", d=128, k=4, batch=512, T=1000, T_adv=500,
+             grid=GRID, bisect=4, n_eval=1000, n_pgd=200, pgd_steps=20, pgd_steps_learners=10,
+             n_train=2000,
+             n_kernel=1500, m_ntk=256, degree=3, learners=TRAINED, scale_up=4,
+             poly_learners=("poly_oracle", "poly_soft"), poly_ds=(4096, 65536), n_poly=300)
+FULL = dict(QUICK, d=256, batch=1024, T=3000, T_adv=1500, n_pgd=1000, pgd_steps_learners=20,
+            n_train=4000,
+            n_kernel=3000, poly_ds=(2048, 16384, 131072), n_poly=400)
+
+
+def _tau_star(net, X, y, world, p):
+    """Largest radius where the network keeps robust accuracy >= 0.9.
+
+    Found on the grid, then refined by ``bisect`` bisection steps inside the
+    bracketing grid interval (to 1/2^bisect of a grid step).
+    """
+    grid = list(p["grid"])
+    curve = lb.robust_curve(net, X, y, grid, "inf", world, pgd_steps=p["pgd_steps"])
+    ok = np.flatnonzero(curve >= 0.9)
+    if ok.size == 0:
+        return float("nan"), float(curve[0]), curve
+    lo, acc_lo = grid[ok[-1]], float(curve[ok[-1]])
+    if ok[-1] + 1 < len(grid):
+        hi = grid[ok[-1] + 1]
+        for _ in range(p["bisect"]):
+            mid = 0.5 * (lo + hi)
+            acc = float(np.mean(lb.robust_correct(net, X, y, mid, "inf", world,
+                                                  pgd_steps=p["pgd_steps"])))
+            if acc >= 0.9:
+                lo, acc_lo = mid, acc
+            else:
+                hi = mid
+    return lo, acc_lo, curve
+
+
+_REF_CACHE = {}
+
+
+def _reference_part(seed, p):
+    # Both checks of this module share the network's tau* (memoised per process).
+    key = (seed, tuple(sorted((k, str(v)) for k, v in p.items() if k in _REF_KEYS)))
+    if key not in _REF_CACHE:
+        _REF_CACHE[key] = _compute_reference(seed, p)
+    world, test, tau, out = _REF_CACHE[key]
+    return world, test, tau, {k: (dict(v) if k == "extra" else v) for k, v in out.items()}
+
+
+_REF_KEYS = lb._FP_KEYS + ("reference", "grid", "bisect", "n_eval", "pgd_steps")
+
+
+def _compute_reference(seed, p):
+    world, net, test = lb.reference(seed, p)
+    X, y = test.X[:p["n_eval"]], test.y[:p["n_eval"]]
+    star, acc, curve = _tau_star(net, X, y, world, p)  # PGD-20 for the network
+    out = {"tau_star": star, "ref_clean": float(np.mean(net.margins(X, y) > 0)),
+           "ref_robust": acc,
+           "tau_star_over_linear_scale": star / theory.linear_failure_radius(p["k"], p["d"],
+                                                                             "inf"),
+           "extra": {"grid": list(p["grid"]), "ref_curve": curve.tolist()}}
+    return world, test, (star if np.isfinite(star) else p["grid"][0]), out
+
+
+def _learners(world, test, tau, p, seed, tag):
+    """Clean and robust accuracy at ``tau`` of every learner of the regime, fitted on ``world``."""
+    train = world.sample(p["n_train"], lb.child_seed(seed, "lb-train", tag))
+    clean, robust = {}, {}
+    for name in p["learners"]:
+        model = lb.build(name, world, train, degree=p["degree"], m=p["m_ntk"],
+                         n_kernel=p["n_kernel"], seed=lb.child_seed(seed, "ntk", tag))
+        n = p["n_eval"] if hasattr(model, "exact_robust_correct") else p["n_pgd"]
+        X, y = test.X[:n], test.y[:n]
+        clean[name] = float(np.mean(model.margins(X, y) > 0))
+        robust[name] = float(np.mean(lb.robust_correct(model, X, y, tau, "inf", world,
+                                                       pgd_steps=p["pgd_steps_learners"])))
+    return clean, robust
+
+
+def run_trained(seed, params):
+    p = params
+    world, test, tau, out = _reference_part(seed, p)
+    clean, robust = _learners(world, test, tau, p, seed, "d")
+    for name in clean:
+        out[f"{name}_clean"], out[f"{name}_robust"] = clean[name], robust[name]
+    out["max_learner_robust"] = max(robust.values())
+    out["ref_minus_max_learner"] = out["ref_robust"] - out["max_learner_robust"]
+    # The same tau* at a larger d, fixed k: the network's radius does not depend on d
+    # (spec 3.3(iii)); the purified network there certifies that the window stays open.
+    big = lb.SparseCoding(p["scale_up"] * p["d"], p["k"], noise=p["noise"],
+                          seed=lb.child_seed(seed, "big-world"))
+    big_test = big.sample(p["n_eval"], lb.child_seed(seed, "big-test"))
+    out["purified_robust_large_d"] = float(np.mean(lb.purified_worst_margins(
+        big_test.X, big_test.y, big.w_star, tau, p["c1"]) > 0))
+    clean_big, robust_big = _learners(big, big_test, tau, p, seed, "big")
+    for name in clean_big:
+        out[f"{name}_robust_large_d"] = robust_big[name]
+    out["max_learner_robust_large_d"] = max(robust_big.values())
+    out["min_learner_clean"] = min(min(clean.values()), min(clean_big.values()))
+    out["extra"].update(learners=list(p["learners"]), large_d=big.d)
+    return out
+
+
+def run_poly(seed, params):
+    p = params
+    world, test, tau, out = _reference_part(seed, p)
+    out["best_poly_robust_at_d"] = max(
+        float(np.mean(lb.robust_correct(lb.build(name, world, test, degree=p["degree"]),
+                                        test.X, test.y, tau, "inf", world)))
+        for name in p["poly_learners"])
+    rows = []
+    for d in p["poly_ds"]:
+        w = lb.IdentityWorld(d, p["k"], noise=p["noise"], seed=lb.child_seed(seed, "poly", d))
+        s = w.sample(p["n_poly"], lb.child_seed(seed, "poly-test", d))
+        pur = float(np.mean(lb.purified_worst_margins(s.X, s.y, w.w_star, tau, p["c1"]) > 0))
+        best = max(float(np.mean(lb.robust_correct(lb.build(name, w, s, degree=p["degree"]),
+                                                   s.X, s.y, tau, "inf", w)))
+                   for name in p["poly_learners"])
+        rows.append((d, pur, best))
+    out["purified_robust_at_dmax"] = rows[-1][1]
+    out["best_poly_robust_at_dmax"] = rows[-1][2]
+    out["gap_at_dmax"] = rows[-1][1] - rows[-1][2]
+    out["best_poly_drop"] = out["best_poly_robust_at_d"] - rows[-1][2]
+    out["extra"]["poly_rows"] = [list(r) for r in rows]
+    return out
+
+
+def _bar_figure(results):
+    from theorylab.plots.lower_bounds import same_radius_bars
+    return same_radius_bars(results)
+
+
+register(Check(
+    id="lb.same_radius_linf",
+    paper=PAPER,
+    claim=("At a linf radius tau* where the adversarially trained network keeps robust "
+           "accuracy >= 0.9, every trained low-complexity learner (logistic regression, "
+           "trained separable cubic, cubic-kernel machine, empirical and analytic NTK) and "
+           "the Bayes linear rule M w* are far below it, and near 0 at a larger d (fixed k)."),
+    provenance="[C]",
+    regimes={"quick": QUICK, "full": FULL},
+    criteria=[
+        Criterion("ref_robust", ">=", 0.9, kind="precondition",
+                  reason="tau* exists: the network survives PGD-20 and the dense attack on "
+                         ">= 90% of test points at some grid radius."),
+        Criterion("tau_star_over_linear_scale", ">=", 1.0, kind="precondition",
+                  reason="the same-radius window is open only if tau* reaches the linear "
+                         "failure scale sqrt(k)/d (spec 3.3(ii), 3.4); below it even the "
+                         "Bayes rule keeps about half of the points, whatever the network."),
+        Criterion("min_learner_clean", ">=", 0.8, kind="precondition",
+                  reason="a learner's robust accuracy means something only if it classifies "
+                         "(0.8, far above chance; kernel machines with N ~ 10 d points do "
+                         "not reach the linear rule's accuracy)."),
+        Criterion("purified_robust_large_d", ">=", 0.9, kind="precondition",
+                  reason="at the larger d the purified network (exact) must still be robust "
+                         "at tau*, else the window closed there and 'near 0' says nothing."),
+        Criterion("ref_minus_max_learner", ">=", 0.5,
+                  reason="'far below': every learner loses at least half of the points more "
+                         "than the network, at the network's own d."),
+        Criterion("max_learner_robust_large_d", "<=", 0.1,
+                  reason="'near 0 as d grows': at scale_up * d, tau* is >= 2 sqrt(k)/d' for "
+                         "the regimes here, where a linear-like rule keeps only points with "
+                         "margin above ~2 sqrt(k) (about 10% for +-1 codes, minus the "
+                         "noise); 0.1 allows that tail plus sampling (sd <= 0.03)."),
+    ],
+    run=run_trained,
+    figure=_bar_figure,
+    notes=("Reference network: quick reuses the fp checks' linf quick pipeline (d=128, k=4, "
+           "clean then FGSM at 0.08; memoised per process, trained here if the fp checks did "
+           "not run first); full trains the pilot-size network d=256, k=4 (T=3000, "
+           "T_adv=1500, batch 1024).  tau* is the largest radius (grid, then 4 bisection "
+           "steps) where the network survives PGD-20 and the dense attack on >= 90% of the "
+           "test points.  Exact worst cases for linear models and separable polynomials; "
+           "PGD-20 with the dense attack for kernel models.  The larger d (4x) has no "
+           "trained network: the purified network (exact) stands in to show tau* is still "
+           "inside its robust range."),
+))
+
+
+register(Check(
+    id="lb.same_radius_poly_linf",
+    paper=PAPER,
+    claim=("At the same tau*, the best degree-3 separable polynomial (oracle t^3 or soft "
+           "threshold) is far below the robust network, and falls as d grows at fixed k."),
+    provenance="[C]",
+    regimes={"quick": QUICK, "full": FULL},
+    criteria=[
+        Criterion("ref_robust", ">=", 0.9, kind="precondition",
+                  reason="tau* exists (see lb.same_radius_linf)."),
+        Criterion("purified_robust_at_dmax", ">=", 0.9, kind="precondition",
+                  reason="the stand-in reference at large d must itself be robust at tau*."),
+        Criterion("best_poly_drop", ">=", 0.2,
+                  reason="the derived failure radius (sqrt(k)/d)^(1/3) shrinks with d "
+                         "(spec 3.3(v)), so robust accuracy at fixed tau* must fall visibly "
+                         "from the network's d to the largest d."),
+        Criterion("gap_at_dmax", ">=", 0.5,
+                  reason="'far below': at least half of the points the robust network keeps "
+                         "are lost by the best cubic at the largest d of the regime."),
+    ],
+    run=run_poly,
+    figure=_bar_figure,
+    notes=("Exact linf worst cases throughout (separable polynomials and the purified "
+           "network with M = I are certified in O(N d)).  The network's d is too small for "
+           "the derived crossing d ~ sqrt(k)/tau*^3 (about 3e4 at tau* = 0.04, k = 4); "
+           "larger d use the purified network as the reference, a stand-in for the "
+           "adversarially trained one."),
+))

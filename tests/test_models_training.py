@@ -141,3 +141,19 @@ def test_bad_training_arguments(kwargs, match):
 def test_world_model_dimension_mismatch():
     with pytest.raises(ValueError, match="world.d"):
         train(TwoLayerReLU(4, 2), SparseCoding(8, 2), steps=2)
+
+
+def test_training_on_given_data_is_rotation_equivariant():
+    # l2 training commutes with rotations: identity world vs orthogonal world fed the
+    # rotated points and the rotated init give the same weights in the z-basis.
+    wid = SparseCoding(16, 2, seed=0)
+    worth = SparseCoding(16, 2, dictionary="orthogonal", seed=0)
+    s = wid.sample(200, 1)
+    a = TwoLayerReLU.for_world(wid, seed=3)
+    b = TwoLayerReLU.for_world(worth, W=a.W @ worth.M.T)
+    for model, world, X in ((a, wid, s.X), (b, worth, s.X @ worth.M.T)):
+        train(model, world, steps=30, data=(X, s.y), adversarial="fgm", eps=0.2, norm=2,
+              eval_size=10, seed=0)
+    np.testing.assert_allclose(b.W @ worth.M, a.W, atol=1e-10)
+    with pytest.raises(ValueError, match="data"):
+        train(a, wid, steps=2, data=s.X)

@@ -107,7 +107,7 @@ def train(model, world, **kwargs):
 
 
 def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=1024, n_train=None,
-          adversarial=None, eps=0.0, norm=2, pgd_steps=10, pgd_step_size=None,
+          data=None, adversarial=None, eps=0.0, norm=2, pgd_steps=10, pgd_step_size=None,
           schedule=None, log_every=None, eval_size=2000, seed=0, progress=False,
           callback=None):
     """Train a :class:`~theorylab.models.TwoLayerReLU` on a sparse-coding world.
@@ -126,7 +126,11 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
     batch_size : int, default 1024
         Batch size in online mode.
     n_train : int, optional
-        Training-set size in full mode (required there).
+        Training-set size in full mode (required there unless ``data`` is given).
+    data : tuple (X, y), optional
+        A fixed training set to use instead of drawing one from the world
+        (implies ``mode="full"``); the world still provides the held-out set and
+        the teacher for the structural metrics.
     adversarial : {None, "fgm", "pgd"}
         Perturb each batch at the current weights before the step.
     eps : float
@@ -173,7 +177,13 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
     log_every = max(1, steps // 10) if log_every is None else check_int("log_every", log_every, 1)
     if world.d != model.d:
         raise ValueError(f"world.d={world.d} does not match model.d={model.d}")
-    if mode == "full":
+    if data is not None:
+        if not (isinstance(data, tuple) and len(data) == 2):
+            raise ValueError("data must be a tuple (X, y)")
+        X_fixed = model._check_X(data[0], "data[0]")
+        y_fixed = model._check_y(data[1], X_fixed.shape[0], "data[1]")
+        mode, n_train = "full", X_fixed.shape[0]
+    elif mode == "full":
         if n_train is None:
             raise ValueError("n_train is required with mode='full'")
         n_train = check_int("n_train", n_train, 1)
@@ -187,7 +197,12 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
                                       for s in root.bit_generator.seed_seq.spawn(3))
     dtype = model.dtype
     held_out = world.sample(eval_size, eval_rng, dtype=dtype)
-    fixed = world.sample(n_train, data_rng, dtype=dtype) if mode == "full" else None
+    if data is not None:
+        from .worlds import Sample
+
+        fixed = Sample(X_fixed, y_fixed, np.empty((n_train, 0)))
+    else:
+        fixed = world.sample(n_train, data_rng, dtype=dtype) if mode == "full" else None
     M = None if world.identity else world.M
 
     history = History(config={

@@ -323,3 +323,27 @@ def test_trainer_rejects_bad_arguments(trained, kwargs, name):
         train(SmoothedReLUCNN(3, 6, 64), world, **args)
     with pytest.raises(ValueError, match="does not match"):
         train(SmoothedReLUCNN(3, 6, 32), world, steps=1)
+
+
+def test_training_attack_matches_generic_fgm_and_a_numpy_pgd(problem):
+    from theorylab.training_patches import adversarial_examples
+
+    X, y, W = problem
+    model = SmoothedReLUCNN(3, 4, 7, W=W)
+    for norm in (np.inf, 2.0):
+        one = adversarial_examples(model, X, y, 0.1, norm)
+        np.testing.assert_allclose(one - X, attacks.fgm(model, X, y, 0.1, norm), rtol=1e-12,
+                                   atol=1e-15)
+    # Three sign steps of size 2.5 eps / 3 with clipping, last iterate (the spec's pilot).
+    D = np.zeros_like(X)
+    for _ in range(3):
+        D = np.clip(D + 0.05 * np.sign(model.input_gradient(X + D, y)), -0.06, 0.06)
+    got = adversarial_examples(model, X, y, 0.06, np.inf, steps=3)
+    np.testing.assert_allclose(got, X + D, rtol=1e-12, atol=1e-15)
+    D2 = adversarial_examples(model, X, y, 0.3, 2.0, steps=4, random_start=True,
+                              rng=np.random.default_rng(0)) - X
+    assert (np.linalg.norm(D2.reshape(9, -1), axis=1) <= 0.3 * (1 + 1e-12)).all()
+    # A zero gradient (all filters silent) leaves the point where it is, in both norms.
+    silent = SmoothedReLUCNN(3, 4, 7, W=np.zeros((3, 4, 7)))
+    for norm in (np.inf, 2.0):
+        np.testing.assert_array_equal(adversarial_examples(silent, X, y, 0.1, norm, steps=2), X)

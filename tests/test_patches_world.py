@@ -143,3 +143,20 @@ def test_structured_attack_linf_and_l2():
         structured_attack(w, S, 0.1, "l1")
     with pytest.raises(ValueError, match="where"):
         structured_attack(w, S, 0.1, where="robust")
+
+
+def test_structured_curve_fast_path_matches_the_generic_one():
+    from theorylab.attacks_patches import structured_accuracy, structured_curve
+    from theorylab.models import SmoothedReLUCNN
+
+    w = small_world(beta=1.0)
+    S = w.sample(60, 4)
+    # Filters aligned with v_k (so that the attack matters) and a little noise.
+    W = np.stack([np.stack([w.V[k] * 2, 0 * w.U[k]]) for k in range(w.K)])
+    model = SmoothedReLUCNN(w.K, 2, w.d, W=W + 0.05 * np.random.default_rng(0).standard_normal(W.shape))
+    grid = np.linspace(0.02, 0.4, 12)
+    for norm in ("linf", "l2"):
+        fast = structured_curve(model, w, S, grid * (1 if norm == "linf" else 8), norm)
+        slow = [structured_accuracy(model, w, S, e, norm) for e in fast.eps]
+        np.testing.assert_allclose(fast.accuracy, slow)
+        assert fast.accuracy.min() < 0.5 < fast.clean_accuracy  # the attack does bite

@@ -23,11 +23,12 @@ import math
 import numpy as np
 
 from . import attacks
+from ._kernels import cnn as _kcnn
 from ._validation import as_generator, check_choice, check_float, check_int, check_norm, norm_name
 from .attacks_patches import structured_accuracy
 from .training import History, TrainingDiverged, register_trainer
 
-__all__ = ["train_cnn", "feature_summary", "logit_decomposition"]
+__all__ = ["train_cnn", "adversarial_examples", "feature_summary", "logit_decomposition"]
 
 
 def feature_summary(W, U, V):
@@ -78,13 +79,38 @@ def logit_decomposition(model, sample):
     }
 
 
-def _perturb(model, X, y, eps, p, adversarial, pgd_steps, pgd_step_size, random_start, rng):
-    if adversarial is None or eps == 0.0:
+def adversarial_examples(model, X, y, eps, norm, *, steps=1, step_size=None, random_start=False,
+                         rng=None):
+    """Training-time attack: ``steps`` projected steepest-ascent steps from X (or a random start).
+
+    ``steps=1`` with the default step size eps and no random start is the
+    paper's one-step ascent: FGSM (l_inf, X + eps sign(grad)) or normalised FGM
+    (l2); it equals :func:`theorylab.attacks.fgm`.  More steps is PGD returning
+    the *last* iterate (Madry et al.; the spec's pilot), unlike
+    :func:`theorylab.attacks.pgd`, which keeps the best iterate for evaluation.
+    One fused kernel per step instead of attacks.py's generic NumPy passes.
+
+    Parameters
+    ----------
+    X, y : validated arrays (``model._check_X`` / ``model._check_y``)
+    eps : float
+    norm : {inf, 2}
+        Normalised norm (``check_norm``).
+    step_size : float, optional
+        Default eps for one step, 2.5 eps / steps otherwise (the pilot's choice).
+    rng : Generator, optional
+        For the random start (uniform in the ball).
+    """
+    if eps == 0.0:
         return X
-    if adversarial == "fgm":
-        return X + attacks.fgm(model, X, y, eps, p)
-    return X + attacks.pgd(model, X, y, eps, p, steps=pgd_steps, step_size=pgd_step_size,
-                           random_start=random_start, seed=rng)
+    if step_size is None:
+        step_size = eps if steps == 1 else 2.5 * eps / steps
+    D = (attacks.sample_ball(X.shape, eps, norm, rng, X.dtype) if random_start
+         else np.zeros_like(X))
+    for t in range(steps):
+        _, G = model._loss_grad(X if t == 0 and not random_start else X + D, y)
+        D = _kcnn.ascent_step(D, G, step_size, eps, norm == np.inf)
+    return X + D
 
 
 def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps=0.0, norm=None,
@@ -181,6 +207,14 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         "world": world.spec() if isinstance(world.seed, (int, np.integer)) else None,
     })
 
+    def attack(eps_t):
+        if adversarial is None:
+            return X
+        one = adversarial == "fgm"
+        return adversarial_examples(model, X, y, eps_t, p, steps=1 if one else pgd_steps,
+                                    step_size=None if one else pgd_step_size,
+                                    random_start=random_start and not one, rng=attack_rng)
+
     def record(t, eps_t, loss, train_acc):
         rec = {"step": t, "eps": eps_t, "loss": loss, "train_accuracy": train_acc,
                "clean_accuracy": model.accuracy(held_out.X, held_out.y),
@@ -204,9 +238,7 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     try:
         for t in range(steps):
             eps_t = eps * min(1.0, t / eps_ramp) if eps_ramp else eps
-            Xa = _perturb(model, X, y, eps_t, p, adversarial, pgd_steps, pgd_step_size,
-                          random_start, attack_rng)
-            loss, F, grad = model.weight_gradient(Xa, y)
+            loss, F, grad = model._weight_grad(attack(eps_t), y)
             mean_loss = float(np.mean(loss))
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(f"loss is {mean_loss} at step {t} (lr={lr}); lower lr",
@@ -225,9 +257,7 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
                 bar.update(1)
         # The final state (after the last update), on the last step's inputs.
         eps_t = eps * min(1.0, steps / eps_ramp) if eps_ramp else eps
-        Xa = _perturb(model, X, y, eps_t, p, adversarial, pgd_steps, pgd_step_size,
-                      random_start, attack_rng)
-        loss, F, _ = model.weight_gradient(Xa, y)
+        loss, F, _ = model._weight_grad(attack(eps_t), y)
         record(steps, eps_t, float(np.mean(loss)), float(np.mean(F.argmax(axis=1) == y)))
     finally:
         if bar is not None:

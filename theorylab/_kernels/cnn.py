@@ -33,6 +33,8 @@ __all__ = [
     "patch_scores",
     "loss_and_weight_gradient",
     "loss_and_input_gradient",
+    "ascent_step",
+    "scores_along",
 ]
 
 
@@ -210,3 +212,90 @@ def loss_and_input_gradient(X, y, W, q, rho):
     Z = _preactivations(X, W)
     loss, F, S = _forward_backward(Z, y, N, P, K, m, q, rho, 1.0)
     return loss, F, np.dot(S, W.reshape(K * m, d)).reshape(N, P, d)
+
+
+@jit
+def _sign(g):
+    # sign with NaN kept (np.sign semantics): a NaN gradient must not become a zero step.
+    if g > 0.0:
+        return 1.0
+    if g < 0.0:
+        return -1.0
+    if g == 0.0:
+        return 0.0
+    return g
+
+
+@jit(parallel=True)
+def ascent_step(D, G, step, eps, linf):
+    """One projected steepest-ascent step on per-sample perturbations ``D`` (N, P, d).
+
+    l_inf (``linf=True``): D + step sign(G), clipped to [-eps, eps].
+    l2: D + step G / ||G_n||, then scaled back into the ball ||D_n|| <= eps.
+    A sample whose gradient is exactly zero does not move (theorylab.attacks'
+    ``zero_grad="zero"`` policy); a NaN gradient gives a NaN perturbation.
+    Norms are per sample over all P d coordinates, computed after dividing by
+    the largest entry, so tiny or huge gradients neither underflow nor overflow.
+    """
+    N, P, d = D.shape
+    out = np.empty_like(D)
+    for n in prange(N):
+        if linf:
+            for p in range(P):
+                for j in range(d):
+                    v = D[n, p, j] + step * _sign(G[n, p, j])
+                    out[n, p, j] = min(eps, max(-eps, v)) if v == v else v
+        else:
+            _l2_row(D, G, out, n, step, eps)
+    return out
+
+
+@jit
+def _l2_row(D, G, out, n, step, eps):
+    # out_n = D_n + step G_n / ||G_n||, projected onto ||.|| <= eps (sample n).
+    _, P, d = D.shape
+    big = 0.0
+    for p in range(P):
+        for j in range(d):
+            a = abs(G[n, p, j])
+            if a > big or a != a:
+                big = a
+    c = 0.0
+    if big > 0.0 or big != big:
+        ss = 0.0
+        for p in range(P):
+            for j in range(d):
+                t = G[n, p, j] / big
+                ss += t * t
+        c = step / math.sqrt(ss)
+    else:
+        big = 1.0  # zero gradient: no move
+    dd = 0.0
+    for p in range(P):
+        for j in range(d):
+            v = D[n, p, j] + c * (G[n, p, j] / big)
+            out[n, p, j] = v
+            dd += v * v
+    nrm = math.sqrt(dd)
+    if nrm > eps:
+        f = eps / nrm
+        for p in range(P):
+            for j in range(d):
+                out[n, p, j] *= f
+
+
+@jit
+def scores_along(X, D, W, q, rho, ts):
+    """Scores F(X + t D) for every t in ``ts``: array (len(ts), N, K).
+
+    Pre-activations are linear in t, <w, x + t delta> = <w, x> + t <w, delta>, so
+    two GEMMs serve the whole line; each t costs one elementwise pass.
+    """
+    N, P, _ = X.shape
+    K, m, _ = W.shape
+    Z0 = _preactivations(X, W)
+    Z1 = _preactivations(D, W)
+    out = np.empty((ts.shape[0], N, K), dtype=Z0.dtype)
+    for i in range(ts.shape[0]):
+        out[i] = _sum_activations(Z0 + ts[i] * Z1, N, P, K, m, q, rho)
+    return out

@@ -114,6 +114,20 @@ class SmoothedReLUCNN:
         loss, _, G = _k.loss_and_input_gradient(X, y, self.W, self.q, self.rho)
         return loss, G
 
+    def _weight_grad(self, X, y):
+        # Validated arrays in (the trainer's hot path): losses, scores, mean-loss gradient.
+        return _k.loss_and_weight_gradient(X, y, self.W, self.q, self.rho)
+
+    def _correct_along(self, X, D, y, ts):
+        # Validated arrays in: correctness of X + t D for each t, shape (len(ts), N).
+        # Exact for this model because its pre-activations are linear in the input.
+        F = _k.scores_along(X, np.ascontiguousarray(D, dtype=self.dtype), self.W, self.q,
+                            self.rho, np.asarray(ts, dtype=np.float64))
+        rows = np.arange(F.shape[1])
+        Fy = F[:, rows, y].copy()
+        F[:, rows, y] = -np.inf
+        return Fy > F.max(axis=2)
+
     def _correct(self, X, y):
         # Correct when the true class's score is strictly the largest (a tie is an error).
         F = self._scores(X)

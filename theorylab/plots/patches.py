@@ -1,0 +1,201 @@
+"""Figures of the Li & Li robust / non-robust feature checks.  Every function returns a Figure.
+
+``python -m theorylab.plots.patches figures/`` regenerates ``ll_feature_learning.png``,
+``ll_robustness.png``, ``ll_threshold_scaling.png`` and ``ll_race.png`` from the
+quick regime of the ll checks (seeds 0, 1, 2).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["feature_learning", "robustness_vs_eps", "threshold_scaling", "race", "main"]
+
+
+def _band(ax, x, ys, color, ls="-", label=None, marker=None):
+    # Median over seeds with a min-max band.
+    Y = np.atleast_2d(np.asarray(ys, dtype=float))
+    ax.plot(x, np.median(Y, axis=0), ls, color=color, label=label, marker=marker, ms=3)
+    if Y.shape[0] > 1:
+        ax.fill_between(x, Y.min(0), Y.max(0), color=color, alpha=0.15, lw=0)
+
+
+def feature_learning(runs, *, title=None):
+    """Gamma_u(t) and Gamma_v(t) on a log axis, one colour per training kind.
+
+    Parameters
+    ----------
+    runs : dict
+        name -> list over seeds of (steps, gamma_u, gamma_v) sequences
+        (e.g. ``{"standard": [...], "adversarial": [...]}``).
+    """
+    fig = Figure(figsize=(5.6, 3.8))
+    ax = fig.add_subplot()
+    colors = {"standard": "tab:red", "adversarial": "tab:blue"}
+    for i, (name, per_seed) in enumerate(runs.items()):
+        color = colors.get(name, f"C{i}")
+        steps = np.asarray(per_seed[0][0])
+        # Correlations can dip below 0; a log axis shows their positive part, floored.
+        floor = 1e-3
+        gu = [np.maximum(np.asarray(r[1]), floor) for r in per_seed]
+        gv = [np.maximum(np.asarray(r[2]), floor) for r in per_seed]
+        _band(ax, steps, gu, color, "-", f"{name}: $\\Gamma_u$ (robust)")
+        _band(ax, steps, gv, color, "--", f"{name}: $\\Gamma_v$ (non-robust)")
+    ax.set_yscale("log")
+    ax.set_xlabel("GD step")
+    ax.set_ylabel(r"$\max_r \langle w_{k,r}, \cdot\rangle$ (mean over k)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title or "feature learning: standard vs one-step adversarial training",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def robustness_vs_eps(eps, curves, *, threshold=None, eps_train=None, title=None):
+    """Robust accuracy against the l_inf radius, one line per model / attack.
+
+    Parameters
+    ----------
+    eps : sequence of float
+    curves : dict
+        name -> accuracies (1-d) or a list over seeds (median and min-max band).
+    threshold : float, optional
+        The erasure threshold beta / ||v||_1 (vertical line).
+    eps_train : float, optional
+        The adversarial training radius (vertical line).
+    """
+    fig = Figure(figsize=(5.4, 3.7))
+    ax = fig.add_subplot()
+    for i, (name, acc) in enumerate(curves.items()):
+        color = ("tab:blue" if name.startswith("adversarial") else
+                 "tab:red" if name.startswith("standard") else f"C{i}")
+        ls = "--" if "v_y" in name else "-"
+        _band(ax, eps, acc, color, ls, name, marker="o")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", lw=0.8, ls=":", label=r"$\beta/\|v\|_1$")
+    if eps_train is not None:
+        ax.axvline(eps_train, color="tab:blue", lw=0.8, ls="-.", label="training radius")
+    ax.axhline(0.25, color="0.7", lw=0.8, zorder=0)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(r"radius ($\ell_\infty$)")
+    ax.set_ylabel("accuracy under attack")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(title or "robust accuracy vs radius", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def threshold_scaling(ds, thresholds, *, beta=1.0, slopes=None):
+    """Measured erasure threshold against d (log-log) with the prediction beta / sqrt(d).
+
+    Parameters
+    ----------
+    ds : sequence of int
+    thresholds : list over seeds of sequences (one radius per d)
+    """
+    fig = Figure(figsize=(5.0, 3.7))
+    ax = fig.add_subplot()
+    ds = np.asarray(ds, dtype=float)
+    T = np.atleast_2d(np.asarray(thresholds, dtype=float))
+    for row in T:
+        ax.plot(ds, row, "o", color="tab:red", ms=4, alpha=0.6)
+    dd = np.geomspace(ds.min() / 1.2, ds.max() * 1.2, 50)
+    ax.plot(dd, beta / np.sqrt(dd), "k--", lw=1, label=r"$\beta/\sqrt{d}$ (prediction)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("patch dimension d")
+    ax.set_ylabel(r"$\varepsilon^*$ (50% accuracy under $-\varepsilon\,\mathrm{sign}(v_y)$)")
+    txt = "" if not slopes else ("fitted slopes: " + ", ".join(f"{s:.3f}" for s in slopes))
+    ax.set_title("erasure threshold of the standard network\n" + txt, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def race(ratios, advantages, v_wins=None):
+    """Which feature standard training learned against n_nonrobust beta^q / alpha^q.
+
+    Parameters
+    ----------
+    ratios : sequence of float
+    advantages : list over seeds of (Gamma_v - Gamma_u) / (|Gamma_u| + |Gamma_v|)
+    v_wins : list over seeds of the share of classes won by v, optional
+    """
+    fig = Figure(figsize=(5.0, 3.5))
+    ax = fig.add_subplot()
+    _band(ax, ratios, advantages, "tab:purple", "-", "mean advantage of v", marker="o")
+    if v_wins is not None:
+        W = 2 * np.asarray(v_wins, dtype=float) - 1  # share of classes, mapped to [-1, 1]
+        _band(ax, ratios, W, "tab:green", "--", "2 x (share of classes won by v) - 1",
+              marker="s")
+    ax.axvline(1.0, color="k", lw=0.8, ls=":", label="ratio 1 (prediction)")
+    ax.axhline(0.0, color="0.7", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel(r"race ratio $n_{nr}\,\beta^q / \alpha^q$")
+    ax.set_ylabel("v learned (+1) vs u learned (-1)")
+    ax.set_title("standard training: u wins below ratio 1, v above", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv=None):
+    """Regenerate the ll figures into a directory (default ``figures/``).
+
+    Runs the quick regime of the ll checks on seeds 0, 1, 2 (a few minutes).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    outdir = argv[0] if argv else "figures"
+    os.makedirs(outdir, exist_ok=True)
+    from proofs_check.ll_features import run_adversarial
+    from proofs_check.ll_scaling import run_race, run_threshold
+    from proofs_check import load_checks
+
+    checks = load_checks()
+    seeds = (0, 1, 2)
+
+    def runs(check_id, fn):
+        params = checks[check_id].regimes["quick"]
+        return [fn(seed, params) for seed in seeds]
+
+    adv = runs("ll.adversarial_robust", run_adversarial)
+    ex = [r["extra"] for r in adv]
+    written = []
+
+    def save(fig, name):
+        path = os.path.join(outdir, name)
+        fig.savefig(path, dpi=130)
+        written.append(path)
+
+    save(feature_learning({"standard": [e["curves_std"] for e in ex],
+                           "adversarial": [e["curves"] for e in ex]}), "ll_feature_learning.png")
+    save(robustness_vs_eps(ex[0]["eps"], {
+        "standard, PGD": [e["pgd_std"] for e in ex],
+        "standard, -v_y": [e["structured_std"] for e in ex],
+        "adversarial, PGD": [e["pgd"] for e in ex],
+        "adversarial, -v_y": [e["structured"] for e in ex]},
+        threshold=ex[0]["threshold"], eps_train=ex[0]["eps_train"],
+        title="standard vs one-step adversarial training (3 seeds)"), "ll_robustness.png")
+    thr = runs("ll.threshold_scaling", run_threshold)
+    save(threshold_scaling(thr[0]["extra"]["d"], [r["extra"]["threshold"] for r in thr],
+                           beta=thr[0]["extra"]["beta"], slopes=[r["slope"] for r in thr]),
+         "ll_threshold_scaling.png")
+    rc = runs("ll.race", run_race)
+    save(race(rc[0]["extra"]["ratio"], [r["extra"]["advantage"] for r in rc],
+              [r["extra"]["v_wins"] for r in rc]), "ll_race.png")
+    for path in written:
+        print(path)
+    return written
+
+
+if __name__ == "__main__":
+    main()

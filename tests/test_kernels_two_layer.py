@@ -103,3 +103,20 @@ def test_same_bits_for_any_thread_count():
         numba.set_num_threads(before)
     for a, c in zip(one, many):
         assert np.array_equal(a, c)
+
+
+def test_blocked_kernels_match_numpy_across_block_boundaries():
+    # N spans three blocks (the last one partial): results equal the one-shot reference.
+    rng = np.random.default_rng(5)
+    n = 2 * k.BLOCK + 37
+    X = rng.standard_normal((n, 9))
+    W = rng.standard_normal((6, 9)) * 0.4
+    b = np.full(6, 0.1)
+    y = rng.choice([-1.0, 1.0], n)
+    f, loss, gW, gX = numpy_reference(X, y, W, b)
+    np.testing.assert_allclose(k.scores(X, W, b), f, rtol=1e-12, atol=1e-12)
+    l1, f1, gW1 = k.loss_and_weight_gradient(X, y, W, b)
+    l2, f2, gX2 = k.loss_and_input_gradient(X, y, W, b)
+    np.testing.assert_allclose(l1, loss, rtol=1e-12)
+    np.testing.assert_allclose(gW1, gW, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(gX2, gX, rtol=1e-10, atol=1e-14)

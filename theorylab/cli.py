@@ -1,7 +1,7 @@
 """The ``theorylab`` command line: thin argparse front-end over the library.
 
 Heavy imports happen inside subcommands so ``theorylab --help`` is instant.
-Subcommands: train, attack, check, demo (more register as they land).
+Subcommands: train, attack, check, bench (and sweep / plot where installed).
 """
 
 from __future__ import annotations
@@ -149,6 +149,17 @@ def _add_check(sub):
                                              fromlist=["main"]).main(args=a))
 
 
+def _add_bench(sub):
+    p = sub.add_parser("bench", help="run the performance harness (python -m benchmarks)",
+                       description="Time theorylab's workloads against NumPy, PyTorch CPU (when "
+                                   "installed) and this machine's GEMM throughput.")
+    from benchmarks.__main__ import build_parser as bench_parser
+
+    bench_parser(p)
+    p.set_defaults(func=lambda a: __import__("benchmarks.__main__",
+                                             fromlist=["main"]).main(args=a))
+
+
 def build_parser():
     """The top-level parser with every subcommand."""
     from theorylab import __version__
@@ -161,6 +172,7 @@ def build_parser():
     _add_train(sub)
     _add_attack(sub)
     _add_check(sub)
+    _add_bench(sub)
     return parser
 
 

@@ -9,8 +9,12 @@ constants when differentiating (the spec's convention), so df/du_i = 1{|u_i| > b
 Every kernel takes arrays and returns new arrays: no validation here (the model
 class does it).  Matrix products go through BLAS via ``np.dot``; the elementwise
 work runs in ``prange`` loops over samples, each sample written by one
-iteration, so results do not depend on the thread count.  Memory stays at
-O(N m + N d + m d): no N x m x d temporary is ever formed.
+iteration, so results do not depend on the thread count.
+
+Samples are processed in fixed blocks of ``BLOCK`` rows, so the temporaries are
+O(BLOCK m) whatever N is (training on N = 65536 points needs no N x m array),
+and the weight gradient is summed block by block in a fixed order: the bits do
+not depend on the thread count either.  No N x m x d temporary is ever formed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import numpy as np
 
 from ._jit import jit, prange
 
+BLOCK = 2048  # rows per block: large enough for full-speed GEMMs, small enough for cache
+
 __all__ = [
+    "BLOCK",
     "scores",
     "logistic",
     "loss_and_weight_gradient",
@@ -48,7 +55,12 @@ def _soft_threshold_sum(U, b):
 @jit
 def scores(X, W, b):
     """Network outputs f(x_n) for the rows of ``X`` (N, d); ``W`` (m, d), ``b`` (m,)."""
-    return _soft_threshold_sum(np.dot(X, W.T), b)
+    n = X.shape[0]
+    f = np.empty(n, dtype=X.dtype)
+    for start in range(0, n, BLOCK):
+        stop = min(n, start + BLOCK)
+        f[start:stop] = _soft_threshold_sum(np.dot(X[start:stop], W.T), b)
+    return f
 
 
 @jit(parallel=True)
@@ -98,18 +110,36 @@ def loss_and_weight_gradient(X, y, W, b):
     grad_W : (m, d) array
         (1/N) sum_n l'(f_n) 1{|u_n| > b} x_n^T, one GEMM.
     """
-    U = np.dot(X, W.T)
-    f = _soft_threshold_sum(U, b)
-    loss, slope = logistic(f, y)
-    A = _gate_times_slope(U, b, slope, 1.0 / X.shape[0])
-    return loss, f, np.dot(A.T, X)
+    n = X.shape[0]
+    loss = np.empty(n, dtype=X.dtype)
+    f = np.empty(n, dtype=X.dtype)
+    G = np.zeros_like(W)
+    for start in range(0, n, BLOCK):
+        stop = min(n, start + BLOCK)
+        Xb = X[start:stop]
+        U = np.dot(Xb, W.T)
+        fb = _soft_threshold_sum(U, b)
+        lb, sb = logistic(fb, y[start:stop])
+        A = _gate_times_slope(U, b, sb, 1.0 / n)
+        G += np.dot(A.T, Xb)  # blocks summed in order: deterministic
+        loss[start:stop] = lb
+        f[start:stop] = fb
+    return loss, f, G
 
 
 @jit
 def loss_and_input_gradient(X, y, W, b):
     """Per-sample losses, scores, and d loss_n / d x_n for every row (N, d)."""
-    U = np.dot(X, W.T)
-    f = _soft_threshold_sum(U, b)
-    loss, slope = logistic(f, y)
-    A = _gate_times_slope(U, b, slope, 1.0)
-    return loss, f, np.dot(A, W)
+    n = X.shape[0]
+    loss = np.empty(n, dtype=X.dtype)
+    f = np.empty(n, dtype=X.dtype)
+    G = np.empty_like(X)
+    for start in range(0, n, BLOCK):
+        stop = min(n, start + BLOCK)
+        U = np.dot(X[start:stop], W.T)
+        fb = _soft_threshold_sum(U, b)
+        lb, sb = logistic(fb, y[start:stop])
+        G[start:stop] = np.dot(_gate_times_slope(U, b, sb, 1.0), W)
+        loss[start:stop] = lb
+        f[start:stop] = fb
+    return loss, f, G

@@ -1,0 +1,50 @@
+"""Timing helpers shared by the benchmark modules."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+__all__ = ["median_time", "gemm_gflops", "torch_or_none", "uptime_load"]
+
+
+def median_time(fn, repeats=5, warmup=2):
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def gemm_gflops(m, k, n, dtype=np.float64, repeats=5):
+    """This machine's matrix-multiply throughput (GFLOP/s) for an (m x k) @ (k x n) product."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    t = median_time(lambda: A @ B, repeats)
+    return 2.0 * m * k * n / t / 1e9
+
+
+def torch_or_none():
+    """The torch module, or None when it is not installed (benchmarks then skip it)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def uptime_load():
+    """1-minute load average: a loaded machine makes every ratio noisier."""
+    try:
+        import os
+
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        return float("nan")

@@ -1,0 +1,205 @@
+"""Two-layer threshold network: GD steps, FGM step, PGD-20, float32, latency, memory.
+
+Workloads (issue 8): the clean full-batch GD step at small (N=1024, d=64, m=128),
+medium (4096, 256, 512) and large (8192, 512, 1024) sizes against a plain NumPy
+implementation and PyTorch CPU (autograd, the idiomatic way to write it);
+the FGM adversarial step relative to the clean step; PGD-20 evaluation; float32
+vs float64 on the large step; first-call latency in a new process with a warm
+Numba cache; peak memory of training on N=65536, d=1024.
+
+A clean step is two GEMMs of N x m x d (scores, weight gradient): 4 N m d flops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from theorylab._kernels import relu_net as K
+
+from ._timing import gemm_gflops, median_time, torch_or_none, uptime_load
+
+SIZES = {"small": (1024, 64, 128), "medium": (4096, 256, 512), "large": (8192, 512, 1024)}
+LR = 0.5
+
+
+def _problem(N, d, m, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, d)).astype(dtype) / np.sqrt(d)
+    y = rng.choice(np.array([-1.0, 1.0], dtype=dtype), N)
+    W = (rng.standard_normal((m, d)) / d).astype(dtype)
+    return X, y, W
+
+
+def _thresholds(W, c=0.5):
+    return c * np.abs(W).max(axis=1)
+
+
+def theorylab_step(X, y, W):
+    W -= LR * K.loss_and_weight_gradient(X, y, W, _thresholds(W))[2]
+
+
+def numpy_step(X, y, W):
+    b = _thresholds(W)
+    U = X @ W.T
+    f = (np.sign(U) * np.maximum(np.abs(U) - b, 0)).sum(1)
+    slope = -y / (1 + np.exp(y * f))
+    A = (np.abs(U) > b) * (slope / len(y))[:, None]
+    W -= LR * (A.T @ X)
+
+
+def torch_step_fn(torch, X, y, W):
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    Wt = torch.from_numpy(W.copy()).requires_grad_(True)
+
+    def step():
+        b = 0.5 * Wt.detach().abs().amax(dim=1)
+        U = Xt @ Wt.T
+        f = (torch.relu(U - b) - torch.relu(-U - b)).sum(1)
+        loss = torch.nn.functional.softplus(-yt * f).mean()
+        loss.backward()
+        with torch.no_grad():
+            Wt -= LR * Wt.grad
+        Wt.grad = None
+
+    return step
+
+
+def fgm_step(X, y, W, eps=0.3):
+    b = _thresholds(W)
+    G = K.loss_and_input_gradient(X, y, W, b)[2]
+    n = np.linalg.norm(G, axis=1, keepdims=True)
+    Xa = X + eps * G / np.where(n > 0, n, 1.0)
+    W -= LR * K.loss_and_weight_gradient(Xa, y, W, b)[2]
+
+
+def _gd_rows(torch, repeats):
+    rows = {}
+    for name, (N, d, m) in SIZES.items():
+        X, y, W = _problem(N, d, m)
+        flops = 4.0 * N * m * d
+        peak = gemm_gflops(N, d, m)
+        t_tl = median_time(lambda: theorylab_step(X, y, W), repeats)
+        W2 = W.copy()
+        t_np = median_time(lambda: numpy_step(X, y, W2), repeats)
+        row = {"N": N, "d": d, "m": m, "theorylab_s": t_tl, "gflops": flops / t_tl / 1e9,
+               "gemm_peak_gflops": peak, "fraction_of_gemm": flops / t_tl / 1e9 / peak,
+               "numpy_s": t_np, "speedup_vs_numpy": t_np / t_tl}
+        if torch is not None:
+            t_pt = median_time(torch_step_fn(torch, X, y, W), repeats)
+            row.update(torch_s=t_pt, speedup_vs_torch=t_pt / t_tl)
+        rows[name] = row
+    return rows
+
+
+def _fgm_and_pgd(repeats):
+    from theorylab import attacks
+    from theorylab.models import TwoLayerReLU
+
+    N, d, m = SIZES["medium"]
+    X, y, W = _problem(N, d, m)
+    t_clean = median_time(lambda: theorylab_step(X, y, W), repeats)
+    t_fgm = median_time(lambda: fgm_step(X, y, W), repeats)
+    model = TwoLayerReLU(d, m, W=W)
+    t_pgd = median_time(lambda: attacks.pgd(model, X, y, 0.2, 2, steps=20), max(2, repeats // 2),
+                        warmup=1)
+    return {"size": "medium", "clean_step_s": t_clean, "fgm_step_s": t_fgm,
+            "fgm_over_clean": t_fgm / t_clean, "pgd20_eval_s": t_pgd,
+            "pgd20_over_clean_step": t_pgd / t_clean}
+
+
+def _float32(repeats):
+    N, d, m = SIZES["large"]
+    out = {}
+    for dt in (np.float64, np.float32):
+        X, y, W = _problem(N, d, m, dtype=dt)
+        out[np.dtype(dt).name] = median_time(lambda: theorylab_step(X, y, W), repeats)
+    out["speedup_float32"] = out["float64"] / out["float32"]
+    out["gemm_float32_over_float64"] = gemm_gflops(N, d, m, np.float32) / gemm_gflops(N, d, m)
+    return out
+
+
+_LATENCY = textwrap.dedent("""
+    import time
+    t0 = time.perf_counter()
+    import numpy as np
+    import theorylab
+    from theorylab.models import TwoLayerReLU
+    from theorylab.worlds import SparseCoding
+    from theorylab.training import train
+    t_import = time.perf_counter() - t0
+    w = SparseCoding(64, 3, seed=0)
+    m = TwoLayerReLU.for_world(w)
+    t1 = time.perf_counter()
+    train(m, w, steps=1, batch_size=256, eval_size=64)
+    t2 = time.perf_counter()
+    print(t_import, t2 - t1, t2 - t0)
+""")
+
+
+def _latency():
+    def once():
+        out = subprocess.run([sys.executable, "-c", _LATENCY], capture_output=True, text=True,
+                             check=True, env=dict(os.environ, THEORYLAB_NUMBA_CACHE="1"))
+        return [float(v) for v in out.stdout.split()]
+
+    once()  # fills the cache
+    t_import, t_first_step, t_total = once()
+    return {"import_s": t_import, "first_step_after_import_s": t_first_step,
+            "import_plus_first_step_s": t_total}
+
+
+_MEMORY = textwrap.dedent("""
+    import resource, sys
+    import numpy as np
+    from theorylab.models import TwoLayerReLU
+    N, d, m = {N}, {d}, {m}
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N, d))
+    X /= np.sqrt(d)  # in place: no second copy of the data inflates the baseline
+    y = np.where(rng.random(N) < 0.5, -1.0, 1.0)
+    model = TwoLayerReLU(d, m)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(2):
+        loss, f, G = model.weight_gradient(X, y)
+        model.W -= 0.5 * G
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(base * 1024, peak * 1024)
+""")
+
+
+def _memory(N=65536, d=1024, m=1024):
+    out = subprocess.run([sys.executable, "-c", _MEMORY.format(N=N, d=d, m=m)],
+                         capture_output=True, text=True, check=True)
+    base, peak = (float(v) for v in out.stdout.split())
+    payload = 8.0 * (N * d + N + m * d)
+    # Peak RSS includes the interpreter and libraries (measured before training as
+    # `base` minus the data); the target compares the training overhead with the payload.
+    overhead = peak - base
+    return {"N": N, "d": d, "m": m, "data_plus_weights_mb": payload / 2**20,
+            "peak_rss_mb": peak / 2**20, "rss_before_training_mb": base / 2**20,
+            "training_overhead_mb": overhead / 2**20,
+            "peak_over_payload": (payload + overhead) / payload}
+
+
+def run(repeats=5):
+    """All two-layer workloads; returns a JSON-serialisable dict."""
+    torch = torch_or_none()
+    out = {"load_1min": uptime_load(), "torch": None if torch is None else torch.__version__}
+    out["gd_step"] = _gd_rows(torch, repeats)
+    out["fgm_pgd"] = _fgm_and_pgd(repeats)
+    out["float32"] = _float32(repeats)
+    out["latency"] = _latency()
+    out["memory"] = _memory()
+    if torch is None:
+        out["note"] = "PyTorch not installed: torch ratios skipped"
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))

@@ -162,6 +162,22 @@ def test_ntk_kernels_match_explicit_features():
     np.testing.assert_allclose(f, np_arccos(X, Y) @ alpha + 0.1, rtol=1e-11, atol=1e-12)
 
 
+def test_symmetric_arccos_gram_equals_the_general_one():
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((150, 7))  # 150 rows: three 64-tiles, the last one partial
+    X[5] = 0.0
+    nx = kntk.row_norms(X)
+    K = kntk.arccos_gram(X, X, nx, nx)  # Y is X: upper tiles mirrored
+    np.testing.assert_array_equal(K, K.T)
+    np.testing.assert_allclose(K, kntk.arccos_gram(X, X.copy(), nx, nx), rtol=1e-12,
+                               atol=1e-13)
+    keep = np.arange(150) != 5
+    # Diagonal: theta = 0, where acos resolves angles only to ~sqrt(eps): rtol 1e-7.
+    np.testing.assert_allclose(K[np.ix_(keep, keep)], np_arccos(X[keep], X[keep]), rtol=1e-7,
+                               atol=1e-13)
+    np.testing.assert_array_equal(K[5], 0.0)
+
+
 def test_arccos_kernel_handles_zero_and_parallel_rows():
     X = np.array([[0.0, 0.0], [1.0, 2.0], [2.0, 4.0], [-1.0, -2.0]])
     nx = kntk.row_norms(X)

@@ -132,10 +132,37 @@ def _arccos_inplace(S, nx, ny):
             S[r, c] = _arccos_entry(S[r, c], nx[r], ny[c])[0]
 
 
+@jit(parallel=True)
+def _arccos_sym_tiles(S, nx, tile, BI, BJ):
+    # Upper-triangle tiles (BI <= BJ) transformed once and mirrored: half the acos calls.
+    # Each (r, c) pair belongs to exactly one tile, so no two iterations write one entry.
+    n = S.shape[0]
+    for t in prange(BI.shape[0]):
+        r0 = BI[t] * tile
+        c0 = BJ[t] * tile
+        for r in range(r0, min(n, r0 + tile)):
+            for c in range(max(c0, r), min(n, c0 + tile)):
+                v = _arccos_entry(S[r, c], nx[r], nx[c])[0]
+                S[r, c] = v
+                S[c, r] = v
+
+
+_TILE = 64  # 64 x 64 doubles = 32 KiB: a tile and its mirror stay in L2
+
+
 def arccos_gram(X, Y, nx, ny):
-    """K[n, l] = <x_n, y_l> (pi - theta_nl) / (2 pi); ``nx``, ``ny`` the row norms."""
+    """K[n, l] = <x_n, y_l> (pi - theta_nl) / (2 pi); ``nx``, ``ny`` the row norms.
+
+    When ``Y is X`` (a training Gram) the result is symmetric: only the upper
+    triangle is transformed, in 64 x 64 tiles, and mirrored.
+    """
     K = X @ Y.T
-    _arccos_inplace(K, nx, ny)
+    if Y is X:
+        nb = (X.shape[0] + _TILE - 1) // _TILE
+        BI, BJ = np.triu_indices(nb)
+        _arccos_sym_tiles(K, nx, _TILE, BI.astype(np.int64), BJ.astype(np.int64))
+    else:
+        _arccos_inplace(K, nx, ny)
     return K
 
 

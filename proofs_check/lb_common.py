@@ -26,7 +26,8 @@ from theorylab.models import (LinearClassifier, NTKClassifier, PolynomialClassif
                               TwoLayerReLU)
 from theorylab.worlds import SparseCoding
 
-__all__ = ["LEARNERS", "build", "soft_threshold_q", "robust_correct", "robust_curve", "IdentityWorld",
+__all__ = ["LEARNERS", "build", "soft_threshold_q", "robust_correct", "robust_curve",
+           "IdentityWorld",
            "purified_worst_margins", "reference", "child_seed", "loglog_slope", "tau50_bisect"]
 
 LEARNERS = ("linear", "linear_oracle", "separable", "poly_kernel", "poly_oracle", "poly_soft",

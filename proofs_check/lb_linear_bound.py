@@ -14,8 +14,6 @@ the exponent of its tau50 in d.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from theorylab import attacks, theory

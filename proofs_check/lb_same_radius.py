@@ -37,12 +37,10 @@ TRAINED = ("linear", "linear_oracle", "separable", "poly_kernel", "ntk", "ntk_an
 
 QUICK = dict(_FP, reference="fp_pipeline", d=128, k=4, batch=512, T=1000, T_adv=500,
              grid=GRID, bisect=4, n_eval=1000, n_pgd=200, pgd_steps=20, pgd_steps_learners=10,
-             n_train=2000,
-             n_kernel=1500, m_ntk=256, degree=3, learners=TRAINED, scale_up=4,
+             n_train=2000, n_kernel=1500, m_ntk=256, degree=3, learners=TRAINED, scale_up=4,
              poly_learners=("poly_oracle", "poly_soft"), poly_ds=(4096, 65536), n_poly=300)
 FULL = dict(QUICK, d=256, batch=1024, T=3000, T_adv=1500, n_pgd=1000, pgd_steps_learners=20,
-            n_train=4000,
-            n_kernel=3000, poly_ds=(2048, 16384, 131072), n_poly=400)
+            n_train=4000, n_kernel=3000, poly_ds=(2048, 16384, 131072), n_poly=400)
 
 
 def _tau_star(net, X, y, world, p):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.special
 
-from theorylab import theory
-from theorylab.models import LinearClassifier
+from theorylab import attacks, theory
+from theorylab.models import LinearClassifier, TwoLayerReLU
 from theorylab.worlds import SparseCoding
 
 
@@ -66,6 +66,29 @@ def test_linear_bound_holds_for_the_bayes_rule_and_scales():
             assert acc <= bound / (1 - theory.tie_probability(k, d)) + 3 * math.sqrt(0.25 / 5000)
     assert theory.linear_robust_bound(6, 256, 0.0) == 1.0
     assert theory.linear_robust_bound(6, 256, 1.0, norm="inf") == pytest.approx(6 / 256 ** 2)
+
+
+def test_purified_radius_is_the_certified_radius_of_noise_free_points():
+    w = SparseCoding(40, 4, noise=0.0, seed=5)
+    s = w.sample(200, 6)
+    net = TwoLayerReLU.purified(w, c=0.5)
+    S = np.abs(s.Z @ w.w_star)
+    n = (s.Z != 0).sum(1)
+    for i in range(0, 200, 10):
+        x, y = s.X[i:i + 1], s.y[i:i + 1]
+        r = theory.purified_radius(4, "inf", margin=S[i], n_active=n[i])
+        # linf: the dense direction is the exact worst case (monotone separable network).
+        for f, survives in ((0.999, True), (1.001, False)):
+            delta = attacks.dense_direction(w, y, f * r, "inf")
+            assert (y * net.decision_function(x + delta) > 0)[0] == survives
+        r2 = theory.purified_radius(4, 2, margin=S[i], n_active=n[i])
+        # l2: spreading the budget over the active codes reaches the bound exactly...
+        # Move every active code against the label: correct ones shrink, wrong ones grow.
+        u = -y[0] * w.w_star * (s.Z[i] != 0)
+        u = u / np.linalg.norm(u)
+        assert y * net.decision_function(x + 1.001 * r2 * u) <= 0
+        # ...and PGD finds nothing inside it.
+        assert attacks.robust_accuracy(net, x, y, 0.999 * r2, 2, "pgd", steps=50) == 1.0
 
 
 def test_radii_formulas():

@@ -89,7 +89,10 @@ def linear_robust_bound(k, d, tau, *, sigma=0.0, norm=2, density=None, codes="pm
 
 
 def linear_failure_radius(k, d, norm=2):
-    """Radius where linear rules stop being robust: sqrt(k/d) (l2), sqrt(k)/d (linf). [D] spec 3.3(ii), 3.4."""
+    """Radius where linear rules stop being robust: sqrt(k/d) (l2), sqrt(k)/d (linf). [D]
+
+    Spec 3.3(ii) and the table of 3.4.
+    """
     k, d = _kd(k, d)
     p = check_norm(norm, allowed=(2.0, np.inf))
     return math.sqrt(k / d) if p == 2.0 else math.sqrt(k) / d
@@ -100,24 +103,31 @@ def ntk_failure_radius(k, d, norm=2):
     return linear_failure_radius(k, d, norm)
 
 
-def purified_radius(k, norm=2, *, c=0.5, margin=None, d=None, dictionary="identity"):
+def purified_radius(k, norm=2, *, c=0.5, margin=None, n_active=None, d=None,
+                    dictionary="identity"):
     """Robust radius of the purified network (one neuron per atom, threshold c), spec 3.3(iii). [D]
 
-    * l2: (1 - c) margin / sqrt(k), Theta(1) for typical points;
-    * linf, M = I: min(c, (1 - c) margin / k) (no inactive unit opens, the
-      ~k active ones keep their sum), about 1/(2 sqrt(k)) at c = 1/2;
+    * l2: (1 - c) margin / sqrt(n), Theta(1) for typical points;
+    * linf, M = I: min(c, (1 - c) margin / n) (no inactive unit opens, the n
+      active ones keep their sum), about 1/(2 sqrt(k)) at c = 1/2;
     * linf, dense incoherent M: the same divided by sqrt(d) (``d`` required).
 
-    ``margin`` defaults to the typical sqrt(k).
+    With the defaults n = k and margin = sqrt(k) (a typical point).  Given a
+    point's own ``margin`` = |<w*, z>| and ``n_active`` = #{j: z_j != 0}, the
+    identity-dictionary values are the *certified* radii of that noise-free
+    +-1 code point: y f(x + delta) = (1 - c) margin - sum over active j of
+    |delta_j| (plus opened inactive units, which cost c each first), so no
+    smaller perturbation flips it (checked in tests/test_theory.py).
     """
     k = check_float("k", k, 1.0)
     p = check_norm(norm, allowed=(2.0, np.inf))
     c = check_float("c", c, 0.0, 1.0, high_open=True)
     check_choice("dictionary", dictionary, ("identity", "orthogonal", "hadamard"))
     margin = math.sqrt(k) if margin is None else check_float("margin", margin, 0.0)
+    n = k if n_active is None else check_float("n_active", n_active, 1.0)
     if p == 2.0:
-        return (1.0 - c) * margin / math.sqrt(k)
-    r = min(c, (1.0 - c) * margin / k)
+        return (1.0 - c) * margin / math.sqrt(n)
+    r = min(c, (1.0 - c) * margin / n)
     if dictionary == "identity":
         return r
     if d is None:

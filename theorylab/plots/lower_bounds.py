@@ -22,7 +22,7 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import attacks, theory
+from .. import attacks
 from ..models import LinearClassifier, NTKClassifier, PolynomialClassifier, TwoLayerReLU
 from ..training import ThresholdSchedule, train
 from ..worlds import SparseCoding
@@ -34,7 +34,8 @@ _STYLE = {"adversarial network": ("tab:blue", "-", 2.2), "clean network": ("tab:
           "purified network": ("k", "--", 1.2), "linear (logistic)": ("tab:gray", "-", 1.2),
           "linear rule M w*": ("tab:gray", ":", 1.2), "separable cubic (trained)":
           ("tab:olive", "-", 1.2), "oracle cubic t^3": ("tab:green", "--", 1.2),
-          "soft-threshold cubic": ("tab:green", "-.", 1.2), "cubic kernel": ("tab:purple", "-", 1.2),
+          "soft-threshold cubic": ("tab:green", "-.", 1.2),
+          "cubic kernel": ("tab:purple", "-", 1.2),
           "NTK (m=256)": ("tab:orange", "-", 1.2), "NTK (analytic)": ("tab:orange", ":", 1.2)}
 
 

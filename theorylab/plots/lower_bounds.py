@@ -139,7 +139,7 @@ def same_radius_bars(results):
             med = np.median(rows[:, :, j + 1], axis=0)
             ax.plot(ds, med, "-o", color=color, label=label)
         ax.axhline(np.median([r["ref_robust"] for r in results]), color="tab:blue", ls="--",
-                   label=f"adversarial network at d={r0.get('extra', {}).get('d', 'net')}")
+                   label="adversarial network (at its own d)")
         ax.set_xscale("log")
         ax.set_xlabel("dimension d (fixed k)")
         ax.set_ylabel("robust accuracy at tau*")
@@ -153,7 +153,9 @@ def same_radius_bars(results):
                                       (0.2, big, "4x larger d", "tab:orange")]:
             vals = np.array([[r.get(k, np.nan) if k else np.nan for k in ks] for r in results])
             med = np.nanmedian(vals, axis=0) if np.isfinite(vals).any() else vals[0]
-            ax.bar(x + off, med, width=0.4, color=color, label=label)
+            bars = ax.bar(x + off, np.nan_to_num(med), width=0.4, color=color, label=label)
+            ax.bar_label(bars, labels=["" if not np.isfinite(v) else f"{v:.2f}" for v in med],
+                         fontsize=6)
         ax.set_xticks(x, ["network"] + names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("robust accuracy at tau*")
         ax.axhline(0.1, color="0.6", lw=0.8, ls=":")

@@ -13,5 +13,5 @@ register(LinearClassifier)
 register(PolynomialClassifier)
 register(NTKClassifier)
 
-__all__ = ["TwoLayerReLU", "SmoothedReLUCNN", "LinearClassifier", "PolynomialClassifier", "NTKClassifier",
-           "THRESHOLD_RULES", "load", "register"]
+__all__ = ["TwoLayerReLU", "SmoothedReLUCNN", "LinearClassifier", "PolynomialClassifier",
+           "NTKClassifier", "THRESHOLD_RULES", "load", "register"]

@@ -50,6 +50,12 @@ def test_same_seed_same_bits():
     assert SparseCoding.from_spec(a.spec()).spec() == a.spec()
 
 
+def test_teacher_does_not_depend_on_the_dictionary():
+    ws = [SparseCoding(16, 2, dictionary=dic, seed=4).w_star
+          for dic in ("identity", "orthogonal", "hadamard")]
+    assert np.array_equal(ws[0], ws[1]) and np.array_equal(ws[0], ws[2])
+
+
 def test_tiny_world_has_no_ties():
     w = SparseCoding(1, 1, noise=0.0, seed=0)
     s = w.sample(50, 0)

@@ -16,6 +16,8 @@ import os
 
 import numba
 
+from ._blas import pin_numba_blas
+
 __all__ = ["jit", "prange", "CACHE_ENABLED", "n_chunks"]
 
 prange = numba.prange
@@ -25,6 +27,9 @@ prange = numba.prange
 # the first call then crashes the process (numba #8578, #4807).  Every kernel
 # module imports this one, and get_num_threads() launches the pool.
 numba.get_num_threads()
+# Kernels parallelise over fixed chunks themselves; the BLAS they call runs single-threaded
+# so that results never depend on a thread count (see _blas).
+pin_numba_blas()
 
 CACHE_ENABLED = os.environ.get("THEORYLAB_NUMBA_CACHE", "1").strip().lower() not in {
     "0",

@@ -110,8 +110,10 @@ class SparseCoding:
             check_int("seed", seed, 0)
         self.seed = seed
         rng = as_generator(seed, "seed")
-        self.M = make_dictionary(self.d, self.dictionary, rng)
+        # w* first: the same seed gives the same teacher for every dictionary, so worlds
+        # that differ only by a rotation are comparable sample for sample.
         self.w_star = rng.choice(np.array([-1.0, 1.0]), size=self.d)
+        self.M = make_dictionary(self.d, self.dictionary, rng)
         self.identity = self.dictionary == "identity"
 
     # -- description -----------------------------------------------------

@@ -83,9 +83,9 @@ register(Check(
         Criterion("logit_nonrobust_share", ">=", 0.9,
                   "'mainly the non-robust features': the true-class score comes from the "
                   "non-robust patches (the robust patch's share is ~sigma(Gamma_u) ~ 0)"),
-        Criterion("pgd_accuracy_below", ">=", 0.9, kind="precondition",
-                  reason="the network is robust at 0.3x the threshold (pilot: 1.0), so the "
-                         "collapse past it is a threshold effect, not a broken network"),
+        Criterion("pgd_accuracy_below", ">=", 0.9,
+                  "the loss of robustness is a threshold effect: at 0.3x the threshold the "
+                  "network is still robust (pilot PGD-10: 1.0 at 0.32x)"),
     ],
     run=run_standard,
     figure=lambda results: _robustness_figure(results, "standard training"),
@@ -114,7 +114,9 @@ def run_adversarial(seed, params):
     std = standard_run(seed, params)
     adv = adversarial_run(seed, params)
     model, world, test = adv["model"], adv["world"], adv["test"]
-    eps = p["eps_train"]
+    # Judged at the training radius unless eps_eval says otherwise (the mutation test
+    # trains at eps = 0 and must still be judged at the regime's radius).
+    eps = p.get("eps_eval", p["eps_train"])
     fa, fs = adv["history"].final, std["history"].final
     parts = logit_decomposition(model, test)
     total = sum(parts.values())

@@ -48,24 +48,26 @@ def _ipow(t, e):
 
 
 @jit
+def _act_slope(z, q, rho):
+    # sigma(z) and sigma'(z) in one branch-free pass (selects, no jumps: the sign of
+    # z is unpredictable, and mispredicted branches dominated the elementwise cost):
+    #   zp = max(z, 0), t = min(zp, rho) / rho,
+    #   sigma = rho t^q / q + max(zp - rho, 0),   sigma' = t^(q-1).
+    # The comparisons are written so that a NaN z gives NaN, never a silent 0.
+    zp = 0.0 if z < 0.0 else z
+    t = (rho if zp > rho else zp) / rho
+    slope = _ipow(t, q - 1)
+    return rho * slope * t / q + ((zp - rho) if zp > rho else 0.0), slope
+
+
+@jit
 def _act(z, q, rho):
-    # Value of the smoothed ReLU at one point.
-    if z <= 0.0:
-        return 0.0
-    if z >= rho:
-        return z - (1.0 - 1.0 / q) * rho
-    t = z / rho
-    return rho * _ipow(t, q) / q
+    return _act_slope(z, q, rho)[0]
 
 
 @jit
 def _dact(z, q, rho):
-    # Derivative (z / rho)^(q-1) on [0, rho]; 0 below, 1 above: continuous at both joins.
-    if z <= 0.0:
-        return 0.0
-    if z >= rho:
-        return 1.0
-    return _ipow(z / rho, q - 1)
+    return _act_slope(z, q, rho)[1]
 
 
 @jit(parallel=True)
@@ -126,7 +128,7 @@ def _patch_activations(Z, N, P, K, m, q, rho):
 
 @jit(parallel=True)
 def _forward_backward(Z, y, N, P, K, m, q, rho, scale):
-    # One parallel region per sample row block: scores F, per-sample softmax
+    # One parallel region over samples: scores F, per-sample softmax
     # cross-entropy, and the backpropagated matrix
     #     S[n P + p, k m + r] = scale * g[n, k] * sigma'(Z[n P + p, k m + r]),
     # with g = softmax(F) - onehot(y).  The max is subtracted before exp, so
@@ -144,7 +146,9 @@ def _forward_backward(Z, y, N, P, K, m, q, rho, scale):
             for p in range(P):
                 row = n * P + p
                 for r in range(m):
-                    s += _act(Z[row, k * m + r], q, rho)
+                    v, slope = _act_slope(Z[row, k * m + r], q, rho)
+                    s += v
+                    S[row, k * m + r] = slope
             F[n, k] = s
             g[k] = s
             if s > mx:
@@ -162,7 +166,7 @@ def _forward_backward(Z, y, N, P, K, m, q, rho, scale):
             for k in range(K):
                 gk = g[k] * scale
                 for r in range(m):
-                    S[row, k * m + r] = gk * _dact(Z[row, k * m + r], q, rho)
+                    S[row, k * m + r] *= gk
     return loss, F, S
 
 

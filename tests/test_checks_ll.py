@@ -1,0 +1,83 @@
+"""Mutation tests of the ll checks: a deliberately broken learner must make each check FAIL.
+
+Every breakage goes through the check's own parameters (no monkeypatching of
+results).  Sizes are shrunk where the breakage does not need the full regime, so
+the file stays fast; each test also names the criteria expected to fail, so a
+FAIL for an unrelated reason (e.g. the shrinking itself) does not pass silently.
+"""
+
+import pytest
+
+from proofs_check import FAIL, PASS, evaluate, load_checks
+from proofs_check import ll_pipeline
+
+CHECKS = load_checks()
+
+
+def verdict(check_id, override, seeds=(0,)):
+    check = CHECKS[check_id]
+    params = dict(check.regimes["quick"], **override)
+    results = [check.run(seed, params) for seed in seeds]
+    v, reason, crit = evaluate(check, results)
+    failed = {c.criterion.key for c in crit if c.status == FAIL}
+    return v, failed, results
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    ll_pipeline.clear_cache()
+    yield
+    ll_pipeline.clear_cache()
+
+
+def test_all_ll_checks_are_registered_with_both_regimes():
+    ids = {c for c in CHECKS if c.startswith("ll.")}
+    assert ids == {"ll.standard_nonrobust", "ll.adversarial_robust", "ll.threshold_scaling",
+                   "ll.race"}
+    for cid in ids:
+        check = CHECKS[cid]
+        assert check.paper == "Li & Li (ICLR 2025)"
+        assert all(c.reason for c in check.criteria)
+
+
+def test_standard_check_fails_for_a_learner_that_does_not_learn():
+    # lr 1e-4: after 300 steps the filters are still at their init scale.
+    v, failed, _ = verdict("ll.standard_nonrobust", {"lr_std": 1e-4, "n_test": 200})
+    assert v == FAIL
+    assert {"clean_accuracy", "gamma_v_over_u"} <= failed
+
+
+def test_adversarial_check_fails_for_adversarial_training_at_radius_zero():
+    # eps_train = 0: "adversarial" training is clean training from the warm start; the
+    # network is still judged at the regime's radius 0.07.
+    v, failed, res = verdict("ll.adversarial_robust",
+                             {"eps_train": 0.0, "eps_eval": 0.07, "one_step": (), "T_adv": 100,
+                              "n_test": 200})
+    assert v == FAIL
+    assert {"pgd_accuracy_at_eps", "gamma_u_over_v", "gamma_u_gain"} <= failed
+    assert res[0]["pgd_accuracy_standard_at_eps"] <= 0.1  # the contrast itself still holds
+
+
+def test_threshold_check_fails_when_the_learner_relies_on_the_robust_feature():
+    # alpha = 2: n_nonrobust beta^3 / alpha^3 = 1/2 and u grows twice as fast as v, so the
+    # learner rests on u; the -v_y attack never breaks it and eps* sits at the grid's top
+    # for every d (slope 0).  Clean accuracy stays 1, so the precondition holds.
+    v, failed, res = verdict("ll.threshold_scaling",
+                             {"alpha": 2.0, "ds": (64, 128, 256), "n_test": 200})
+    assert v == FAIL
+    assert "slope" in failed
+    assert abs(res[0]["slope"]) < 0.1
+
+
+def test_race_check_fails_when_robust_feature_learning_is_disabled():
+    # alpha = 0: the robust patch carries no feature; u is never learned.
+    v, failed, res = verdict("ll.race", {"alpha": 0.0, "T_std": 300})
+    assert v == FAIL
+    assert "gamma_u_smallest_ratio" in failed
+    assert res[0]["gamma_u_smallest_ratio"] < 0.1
+
+
+def test_race_check_passes_unbroken_on_one_seed():
+    # Control for the mutation above, at the same (quick) size.
+    v, failed, _ = verdict("ll.race", {})
+    assert v == PASS, failed

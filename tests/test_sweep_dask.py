@@ -1,0 +1,93 @@
+"""Sweeps on a real Dask cluster: scheduler and worker processes on 127.0.0.1 only.
+
+Needs ``dask[distributed]`` (the ``dask`` extra); skipped without it.
+"""
+
+import os
+import sys
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from theorylab.sweep import Store, parse_spec, run_sweep  # noqa: E402
+from theorylab.sweep.backends import WORKER_ENV  # noqa: E402
+
+from test_sweep import HELPERS, MODULE, TINY_PIPELINE  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A user's cluster: a LocalCluster of 2 single-threaded worker processes on loopback.
+
+    The helper module is importable by the workers because they are spawned
+    with this process's sys.path.
+    """
+    import dask
+
+    d = tmp_path_factory.mktemp("dask_helpers")
+    (d / f"{MODULE}.py").write_text(HELPERS)
+    sys.path.insert(0, str(d))
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None,
+                                      silence_logs=50)
+    try:
+        yield lc
+    finally:
+        lc.close()
+        sys.path.remove(str(d))
+        sys.modules.pop(MODULE, None)
+
+
+def test_cluster_is_on_loopback(cluster):
+    assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+    assert all(w.startswith("tcp://127.0.0.1:") for w in cluster.scheduler_info["workers"])
+
+
+def test_killed_worker_does_not_lose_its_cell(cluster, tmp_path):
+    # Cell d=2 kills its worker process (os._exit) on its first run; the scheduler
+    # re-runs the task on a live worker and every cell completes.
+    spec = parse_spec({"experiment": {"kind": "callable", "function": f"{MODULE}:die"},
+                       "axes": {"d": [0, 1, 2, 3, 4, 5]},
+                       "fixed": {"dir": str(tmp_path), "victim": 2}})
+    res = str(tmp_path / "r.sqlite")
+    s = run_sweep(spec, results=res, backend="dask", scheduler=cluster.scheduler_address)
+    assert (s["done"], s["failed"]) == (6, 0), s
+    with open(tmp_path / "died-2") as fh:
+        killed = int(fh.read())
+    with Store(res, create=False) as st:
+        rows = {r["params"]["d"]: r for r in st.rows()}
+    assert rows[2]["metrics"]["pid"] != killed
+    assert rows[2]["worker"].endswith(f":{rows[2]['metrics']['pid']}")
+    assert all(r["status"] == "done" and r["attempts"] == 1 for r in rows.values())
+
+
+def test_failed_cell_on_dask_is_recorded(cluster, tmp_path):
+    spec = parse_spec({"experiment": {"kind": "callable", "function": f"{MODULE}:toy"},
+                       "axes": {"d": [1, 2, 3]}, "fixed": {"fail": 2}})
+    res = str(tmp_path / "r.sqlite")
+    s = run_sweep(spec, results=res, backend="dask", scheduler=cluster.scheduler_address)
+    assert (s["done"], s["failed"]) == (2, 1)
+    with Store(res, create=False) as st:
+        bad = st.rows(status="failed")[0]
+    assert bad["params"]["d"] == 2 and "fails on purpose" in bad["traceback"]
+
+
+def test_same_bits_on_serial_processes_and_local_dask(tmp_path):
+    # Without --scheduler the backend starts (and stops) its own loopback LocalCluster.
+    spec = parse_spec({"sweep": {"name": "tiny", "seeds": 2}, "experiment": {"kind": "pipeline"},
+                       "axes": {"d": [8, 12]}, "fixed": TINY_PIPELINE})
+    out = {}
+    for backend in ("serial", "processes", "dask"):
+        res = str(tmp_path / f"{backend}.sqlite")
+        s = run_sweep(spec, results=res, backend=backend, workers=2)
+        assert s["done"] == 4, (backend, s)
+        with Store(res, create=False) as st:
+            rows = st.rows()
+        out[backend] = {r["key"]: (r["seed"], r["metrics"], r["extra"]) for r in rows}
+        if backend == "dask":
+            pids = {r["worker"] for r in rows}
+            assert all(w.split(":")[1] != str(os.getpid()) for w in pids)
+    assert out["serial"] == out["processes"] == out["dask"]

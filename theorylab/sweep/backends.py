@@ -1,0 +1,206 @@
+"""Where cells run: ``serial`` (this process), ``processes`` (a local pool), ``dask``.
+
+Every backend is a generator ``run_<backend>(tasks, ...)`` yielding one result
+dict per task (from :func:`~.experiments.run_cell`) as soon as it is known, in
+completion order; the driver writes each to the store before asking for the
+next.  Results are the same bits on every backend: a cell's randomness comes
+from its own seed only, and the kernels give the same bits for any thread count.
+
+Worker processes get one Numba thread and one BLAS thread each
+(``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+``MKL_NUM_THREADS`` = 1 in their environment from birth, so n workers use n
+cores and no more).  A worker process that dies mid-cell (segfault, OOM kill)
+does not lose the cell: it is run again, up to ``max_attempts`` times in all,
+then recorded as failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+
+from .experiments import failed_result, run_cell
+
+__all__ = ["BACKENDS", "WORKER_ENV", "run_serial", "run_processes", "run_dask", "worker_env",
+           "default_workers"]
+
+BACKENDS = ("serial", "processes", "dask")
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1"}
+
+
+def default_workers():
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def worker_env():
+    """Set :data:`WORKER_ENV` in ``os.environ`` while worker processes are being spawned.
+
+    Spawned children copy the parent's environment when they start, before
+    they import NumPy or Numba.  The parent has already loaded both, so the
+    variables do not change its own thread pools; they are restored on exit.
+    """
+    old = {k: os.environ.get(k) for k in WORKER_ENV}
+    os.environ.update(WORKER_ENV)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_serial(tasks, **_):
+    """Run the cells one after the other in this process."""
+    for t in tasks:
+        yield run_cell(t)
+
+
+def _died(task, attempts, why):
+    return failed_result(task, f"WorkerDied: the worker process died {attempts} time(s) "
+                               f"while running this cell ({why})")
+
+
+def _watch_parent(parent):
+    # A pool worker outlives a driver killed with SIGKILL (nothing closes its queue);
+    # it exits as soon as it is re-parented.
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_processes(tasks, *, workers=None, max_attempts=3, **_):
+    """Run the cells on a pool of ``workers`` spawned processes (default: one per core).
+
+    At most ``workers`` cells are in flight.  When a worker dies (which breaks
+    the pool) the cells in flight are suspects: the pool is rebuilt and they
+    run again one at a time, so a cell that kills its worker is charged alone
+    and the cells that only shared the pool with it finish normally.
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    workers = workers or default_workers()
+    todo = list(tasks)[::-1]  # pop() from the end keeps the spec's order
+    suspects, attempts = [], {}
+    ctx = multiprocessing.get_context("spawn")  # fork would copy the parent's thread pools
+    while todo or suspects:
+        broken, running = None, {}
+        with worker_env():
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_watch_parent,
+                                       initargs=(os.getpid(),))
+        try:
+            while (todo or suspects or running) and broken is None:
+                while (suspects and not running) or (todo and not suspects
+                                                     and len(running) < workers):
+                    t = suspects.pop() if suspects else todo.pop()
+                    with worker_env():  # workers are spawned on demand, at submit
+                        running[pool.submit(run_cell, t)] = t
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    t = running.pop(fut)
+                    try:
+                        res = fut.result()
+                    except BrokenProcessPool as exc:
+                        broken = exc
+                        running[fut] = t
+                        continue
+                    except Exception as exc:  # e.g. a result that cannot be unpickled
+                        res = failed_result(t, f"{type(exc).__name__}: {exc}")
+                    yield res
+        finally:
+            # Instant after a clean finish; after a crash or an interrupt, do not wait.
+            pool.shutdown(wait=broken is None and not running, cancel_futures=True)
+        for t in running.values():  # in flight when the pool broke
+            n = attempts[t["key"]] = attempts.get(t["key"], 0) + 1
+            if n >= max_attempts:
+                yield _died(t, n, str(broken))
+            else:
+                suspects.append(t)
+
+
+def _warm_hosts(client, warm):
+    # One worker per host compiles into that host's Numba cache, one host at a time, so
+    # that no two processes write the same cache concurrently (numba #10128).
+    by_host = {}
+    for addr, info in client.scheduler_info()["workers"].items():
+        by_host.setdefault(info.get("host", addr), addr)
+    for addr in by_host.values():
+        client.run(warm, workers=[addr])
+
+
+def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, **_):
+    """Run the cells on a Dask cluster: ``scheduler`` ("tcp://host:port"), or a local one.
+
+    Without ``scheduler``, a LocalCluster of ``workers`` single-threaded worker
+    processes is started on 127.0.0.1 (no other interface) and closed at the
+    end.  A worker that dies mid-task has its task re-run elsewhere by the
+    scheduler; after ``max_attempts`` deaths the cell is recorded as failed
+    (``KilledWorker``).  ``warm`` (a callable) is run on one worker per host
+    of a user's cluster before the cells, to fill each host's Numba cache once.
+    """
+    try:
+        import dask
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ValueError("backend 'dask' needs dask.distributed: "
+                         "pip install 'theorylab[dask]'") from None
+
+    tasks = list(tasks)
+    cfg = {"distributed.scheduler.allowed-failures": max(0, max_attempts - 1),
+           # Set before each worker process is spawned (distributed.nanny docs).
+           "distributed.nanny.pre-spawn-environ": dict(
+               dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV),
+           }
+    cluster = None
+    with dask.config.set(cfg), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # port-in-use and similar chatter from distributed
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+                                   processes=True, host="127.0.0.1", dashboard_address=None,
+                                   silence_logs=logging.ERROR)
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout="30s")
+            threads = {w["nthreads"] for w in client.scheduler_info()["workers"].values()}
+            if threads - {1}:
+                warnings.warn("Dask workers with more than one thread run one cell at a time "
+                              "per process; start them with --nthreads 1 and more processes",
+                              RuntimeWarning, stacklevel=2)
+            if warm is not None:
+                _warm_hosts(client, warm)
+    try:
+        by_key = {}
+        futures = []
+        for t in tasks:
+            f = client.submit(run_cell, t, key=f"theorylab-cell-{t['key']}", pure=False)
+            by_key[f.key] = t
+            futures.append(f)
+        for fut in as_completed(futures):
+            t = by_key[fut.key]
+            try:
+                res = fut.result()
+            except Exception as exc:  # KilledWorker after max_attempts, or a transport error
+                res = failed_result(t, f"{type(exc).__name__}: {exc}")
+            fut.release()
+            yield res
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,336 @@
+"""What a sweep cell runs, and :func:`run_cell`, the one function every backend calls.
+
+Three kinds of experiment (``[experiment] kind`` in the spec):
+
+``pipeline``
+    Train-then-attack on a sparse-coding world (:func:`pipeline`): a clean
+    two-layer network, its FGM adversarial continuation, the purified oracle
+    and the Bayes linear rule M w*, each with a robust-accuracy curve over a
+    radius grid and its tau50.
+``check``
+    A theorem check of :mod:`proofs_check` by id: ``check.run(seed, params)``
+    with the check's regime parameters overridden by the cell's.
+``callable``
+    Any importable ``"module:function"`` taking ``(seed, params)`` and
+    returning a dict of measurements (how users plug in their own runs).
+
+:func:`run_cell` never raises for an exception of the experiment: it returns
+a ``failed`` result with the traceback, so one bad cell does not stop a sweep.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import socket
+import threading
+import time
+import traceback
+
+import numpy as np
+
+__all__ = ["run_cell", "pipeline", "validate_params", "resolve", "versions", "to_jsonable",
+           "PIPELINE_DEFAULTS", "FAMILIES"]
+
+FAMILIES = ("clean", "adversarial", "oracle", "linear")
+
+# None marks a required parameter.
+PIPELINE_DEFAULTS = dict(
+    d=None, k=None, norm="inf", noise=0.05, codes="pm1", dictionary="identity",
+    width_mult=2, init_scale=None, c0=1.0, c1=0.5, ramp_frac=0.5, lr=0.5, batch=256,
+    T=600, T_adv=300, eps_train=None, n_test=500, pgd_steps=10, radii=None,
+    families=list(FAMILIES),
+)
+
+
+# -- validation (in the driver, before any work) -----------------------------------
+
+def validate_params(spec):
+    """Raise ValueError naming the parameter if a cell of ``spec`` cannot run.
+
+    Pipeline: unknown or missing parameters, unknown families.  Check: an
+    unknown check id, and (unless ``strict = false``) a parameter the check's
+    regime does not have, which would otherwise be silently ignored.
+    """
+    names = set(spec.fixed) | set(spec.axes)
+    kind = spec.experiment["kind"]
+    if kind == "pipeline":
+        unknown = sorted(names - set(PIPELINE_DEFAULTS))
+        if unknown:
+            raise ValueError(f"pipeline: unknown parameter(s) {unknown}; known: "
+                             f"{sorted(PIPELINE_DEFAULTS)}")
+        for cell in _param_sets(spec):
+            p = dict(PIPELINE_DEFAULTS, **cell)
+            need = ["d", "k", "radii"] + (["eps_train"] if "adversarial" in p["families"] else [])
+            missing = [n for n in need if p[n] is None]
+            if missing:
+                raise ValueError(f"pipeline: parameter(s) {missing} must be given in [fixed] "
+                                 "or [axes]")
+            bad = sorted(set(p["families"]) - set(FAMILIES))
+            if bad or not p["families"]:
+                raise ValueError(f"pipeline: families must be a non-empty subset of "
+                                 f"{list(FAMILIES)}, got {p['families']}")
+            r = p["radii"]
+            if (not isinstance(r, list) or not r
+                    or any(not isinstance(x, (int, float)) or isinstance(x, bool) or x <= 0
+                           for x in r) or any(b <= a for a, b in zip(r, r[1:]))):
+                raise ValueError(f"pipeline: radii must be an increasing list of positive "
+                                 f"numbers, got {r!r}")
+            if str(p["norm"]) not in ("2", "inf"):
+                raise ValueError(f"pipeline: norm must be '2' or 'inf', got {p['norm']!r}")
+    elif kind == "check":
+        import proofs_check
+
+        registry = proofs_check.load_checks()
+        cid = spec.experiment["check"]
+        if cid not in registry:
+            raise ValueError(f"experiment.check: unknown check id {cid!r}; known: "
+                             f"{sorted(registry)}")
+        regime = registry[cid].regimes[spec.experiment.get("regime", "quick")]
+        unknown = sorted(names - set(regime))
+        if unknown and spec.experiment.get("strict", True):
+            raise ValueError(f"check {cid}: parameter(s) {unknown} are not in its regime "
+                             f"(set experiment.strict = false to pass them anyway)")
+    else:
+        module, _, func = spec.experiment["function"].partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"experiment.function: cannot import "
+                             f"{spec.experiment['function']!r}: {exc}") from None
+        if not callable(fn):
+            raise ValueError(f"experiment.function: {spec.experiment['function']!r} is not "
+                             "callable")
+
+
+def _param_sets(spec):
+    import itertools
+
+    names = list(spec.axes)
+    for values in itertools.product(*(spec.axes[n] for n in names)):
+        yield dict(spec.fixed, **dict(zip(names, values)))
+
+
+# -- the pipeline experiment --------------------------------------------------------
+
+def pipeline(seed, params):
+    """Train clean, then FGM-adversarially; attack every family over the radius grid.
+
+    Parameters
+    ----------
+    seed : int
+        One seed; world, init, clean data, adversarial data and test points are
+        independent children of it.
+    params : dict
+        :data:`PIPELINE_DEFAULTS` overridden by the cell's parameters.  Robust
+        accuracy of a network is the worst of PGD (``pgd_steps``, from 0) and
+        the dense direction M w*, per point; the linear rule's is exact.
+
+    Returns
+    -------
+    dict
+        ``radii``; per family f: ``clean_acc_f``, ``tau50_f``, ``robust_acc_f``
+        (a list over ``radii``); per trained network: ``dense_ratio_f``.
+    """
+    from theorylab import attacks, metrics
+    from theorylab.models import TwoLayerReLU
+    from theorylab.training import ThresholdSchedule, train
+    from theorylab.worlds import SparseCoding
+
+    p = dict(PIPELINE_DEFAULTS, **params)
+    norm = np.inf if str(p["norm"]) == "inf" else 2.0
+    radii = [float(r) for r in p["radii"]]
+    s_world, s_init, s_clean, s_adv, s_test = np.random.SeedSequence(seed).spawn(5)
+    world = SparseCoding(p["d"], p["k"], noise=p["noise"], codes=p["codes"],
+                         dictionary=p["dictionary"], seed=int(s_world.generate_state(1)[0]))
+    test = world.sample(p["n_test"], s_test)
+    X, y = test.X, test.y
+    models = {}
+    fams = list(p["families"])
+    if "clean" in fams or "adversarial" in fams:
+        net = TwoLayerReLU.for_world(world, m=p["width_mult"] * world.d,
+                                     init_scale=p["init_scale"], c=p["c0"], seed=s_init)
+        ramp = max(1, int(p["ramp_frac"] * p["T"]))
+        train(net, world, steps=p["T"], lr=p["lr"], batch_size=p["batch"],
+              schedule=ThresholdSchedule(p["c0"], p["c1"], ramp), seed=s_clean)
+        models["clean"] = net
+        if "adversarial" in fams:
+            adv = net.copy()
+            adv.c = p["c1"]
+            train(adv, world, steps=p["T_adv"], lr=p["lr"], batch_size=p["batch"],
+                  adversarial="fgm", eps=p["eps_train"], norm=norm, seed=s_adv)
+            models["adversarial"] = adv
+    if "oracle" in fams:
+        models["oracle"] = TwoLayerReLU.purified(world, c=p["c1"])
+
+    out = {"radii": radii}
+    M = None if world.identity else world.M
+    for f in fams:
+        if f == "linear":
+            # Exact worst case of sign(<u, x>): correct at radius r iff y<u,x> > r ||u||_dual.
+            u = world.label_direction
+            m = y * (X @ u) / np.linalg.norm(u, ord=1 if norm == np.inf else 2)
+            acc = [float(np.mean(m > r)) for r in radii]
+            clean = float(np.mean(m > 0))
+            # tau50 = inf{r : mean(m > r) < 1/2}, exactly: the ceil(n/2)-th largest margin.
+            srt = np.sort(m)[::-1]
+            tau = float(max(srt[(len(m) + 1) // 2 - 1], 0.0)) if clean >= 0.5 else 0.0
+        else:
+            model = models[f]
+            clean = float(np.mean(model._correct(X, y)))
+            acc = []
+            for r in radii:
+                ok = model._correct(X + attacks.pgd(model, X, y, r, norm, steps=p["pgd_steps"]),
+                                    y)
+                ok &= model._correct(X + attacks.dense_direction(world, y, r, norm), y)
+                acc.append(float(np.mean(ok)))
+            tau = attacks.tau50(radii, acc, clean)
+            if f != "oracle":
+                out[f"dense_ratio_{f}"] = metrics.summarize(model.W, world.w_star, M)[
+                    "dense_ratio"]
+        out[f"clean_acc_{f}"] = clean
+        out[f"tau50_{f}"] = tau
+        out[f"robust_acc_{f}"] = acc
+    return out
+
+
+# -- resolution and execution in a worker ------------------------------------------
+
+_RESOLVED = {}
+# One cell at a time per process: a Dask worker with several threads must not run
+# Numba parallel kernels concurrently (the workqueue layer aborts; numba #8563).
+_CELL_LOCK = threading.Lock()
+
+
+def resolve(experiment):
+    """``(run, base_params)`` for an experiment description (memoised per process)."""
+    key = json.dumps(experiment, sort_keys=True)
+    if key not in _RESOLVED:
+        kind = experiment["kind"]
+        if kind == "pipeline":
+            _RESOLVED[key] = (pipeline, {})
+        elif kind == "check":
+            import proofs_check
+
+            check = proofs_check.load_checks()[experiment["check"]]
+            _RESOLVED[key] = (check.run, dict(check.regimes[experiment.get("regime", "quick")]))
+        else:
+            module, _, func = experiment["function"].partition(":")
+            _RESOLVED[key] = (getattr(importlib.import_module(module), func), {})
+    return _RESOLVED[key]
+
+
+def to_jsonable(obj):
+    """Plain Python values for JSON: arrays to lists, NumPy scalars to Python scalars."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)
+
+
+def versions():
+    """Versions of the package and of the libraries a result depends on."""
+    import numba
+    import scipy
+
+    from theorylab import __version__
+
+    return {"theorylab": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "numba": numba.__version__, "python": platform.python_version()}
+
+
+def _limits(numba_threads):
+    """Context: one BLAS thread (bits must not depend on a BLAS thread count)."""
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # env variables set by the backend do the same for new processes
+        return stack
+    stack.enter_context(threadpool_limits(1, user_api="blas"))
+    if numba_threads:
+        import numba
+
+        old = numba.get_num_threads()
+        numba.set_num_threads(min(numba_threads, numba.config.NUMBA_NUM_THREADS))
+        stack.callback(numba.set_num_threads, old)
+    return stack
+
+
+def run_cell(task):
+    """Run one cell and return its result; never raises for an error of the experiment.
+
+    Parameters
+    ----------
+    task : dict
+        From :meth:`~theorylab.sweep.spec.Cell.task`: ``key``, ``experiment``,
+        ``params``, ``replicate``, ``seed``; optional ``numba_threads``.
+
+    Returns
+    -------
+    dict
+        ``key``, ``status`` ("done" or "failed"), ``metrics`` and ``extra``
+        (JSON text), ``error``, ``traceback``, ``started``, ``finished`` (epoch
+        seconds), ``seconds``, ``worker`` ("host:pid") and ``versions``.
+    """
+    with _CELL_LOCK:
+        res = {"key": task["key"], "worker": f"{socket.gethostname()}:{os.getpid()}",
+               "metrics": None, "extra": None, "error": None, "traceback": None}
+        res["started"] = time.time()
+        t0 = time.perf_counter()
+        try:
+            res["versions"] = versions()
+            run, base = resolve(task["experiment"])
+            params = dict(base, **task["params"])
+            with _limits(task.get("numba_threads")):
+                out = run(task["seed"], params)
+            if not isinstance(out, dict):
+                raise TypeError(f"the experiment returned {type(out).__name__}, not a dict")
+            out = to_jsonable(out)
+            extra = out.pop("extra", None)
+            res["metrics"] = json.dumps(out, sort_keys=True)
+            res["extra"] = None if extra is None else json.dumps(extra, sort_keys=True)
+            res["status"] = "done"
+        except Exception as exc:  # recorded with its traceback; the sweep goes on
+            res["status"] = "failed"
+            res["error"] = f"{type(exc).__name__}: {exc}"
+            res["traceback"] = traceback.format_exc()
+            res.setdefault("versions", None)
+        finally:
+            _forget_memoised_runs()
+        res["seconds"] = time.perf_counter() - t0
+        res["finished"] = time.time()
+        return res
+
+
+def _forget_memoised_runs():
+    # The check pipelines memoise trained networks per process; across the cells of
+    # a sweep they are never reused and would only pile up in a long-lived worker.
+    import sys
+
+    for name in ("proofs_check._fp_pipeline", "proofs_check.ll_pipeline"):
+        mod = sys.modules.get(name)
+        if mod is not None and hasattr(mod, "clear_cache"):
+            mod.clear_cache()
+
+
+def failed_result(task, error, tb=None, *, worker=None):
+    """A ``failed`` result for a cell that never returned (e.g. its worker died)."""
+    now = time.time()
+    return {"key": task["key"], "status": "failed", "metrics": None, "extra": None,
+            "error": error, "traceback": tb, "started": None, "finished": now,
+            "seconds": None, "worker": worker, "versions": None}

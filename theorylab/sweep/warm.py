@@ -1,0 +1,143 @@
+"""Fill the Numba cache once, in one process, before any worker starts.
+
+Worker processes that compile the same kernel at the same time write the same
+cache files concurrently, which can corrupt the cache (numba #10128).  The
+driver therefore calls every kernel an experiment needs on tiny inputs first
+(through the public models, so the compiled signatures are the ones the cells
+use); the workers then only load from the cache.
+
+Kernel families: ``two_layer`` (TwoLayerReLU, its training and attacks),
+``linear``, ``polynomial``, ``ntk``, ``cnn`` (the Li & Li patch CNN).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = ["FAMILIES", "families_for", "warm_kernels"]
+
+FAMILIES = ("two_layer", "linear", "polynomial", "ntk", "cnn")
+
+
+def families_for(experiment):
+    """The kernel families an experiment description needs."""
+    if "warm" in experiment:
+        return list(experiment["warm"])
+    kind = experiment["kind"]
+    if kind == "pipeline":
+        return ["two_layer"]
+    if kind == "check":
+        cid = experiment["check"]
+        if cid.startswith("fp."):
+            return ["two_layer", "linear"]
+        if cid.startswith("lb."):
+            return ["two_layer", "linear", "polynomial", "ntk"]
+        if cid.startswith("ll."):
+            return ["cnn"]
+        return list(FAMILIES)
+    return []  # a user's callable: say which in experiment.warm
+
+
+def _sparse(d=8):
+    from theorylab.worlds import SparseCoding
+
+    world = SparseCoding(d, 2, seed=0)
+    return world, world.sample(16, 1)
+
+
+def _two_layer():
+    from theorylab import attacks
+    from theorylab.models import TwoLayerReLU
+    from theorylab.training import train
+
+    world, s = _sparse()
+    net = TwoLayerReLU.for_world(world, seed=0)
+    for norm in (2.0, np.inf):
+        train(net, world, steps=2, batch_size=8, adversarial="fgm", eps=0.1, norm=norm, seed=0)
+        train(net, world, steps=1, batch_size=8, adversarial="pgd", eps=0.1, norm=norm, seed=0,
+              pgd_steps=2)
+        attacks.pgd(net, s.X, s.y, 0.1, norm, steps=2)
+    net.margins(s.X, s.y)
+    TwoLayerReLU.purified(world).margins(s.X, s.y)
+
+
+def _linear():
+    from theorylab.models import LinearClassifier
+
+    _, s = _sparse()
+    lin = LinearClassifier(s.X.shape[1]).fit(s.X, s.y)
+    for p in (2.0, np.inf):
+        lin.exact_robust_correct(s.X, s.y, 0.1, p)
+    lin.input_gradient(s.X, s.y)
+
+
+def _polynomial():
+    from theorylab.models import PolynomialClassifier
+
+    world, s = _sparse()
+    sep = PolynomialClassifier.separable(world.d, 3).fit(s.X, s.y)
+    sep.exact_robust_correct(s.X, s.y, 0.1, np.inf)
+    sep.input_gradient(s.X, s.y)
+    ker = PolynomialClassifier.kernel(world.d, 3).fit(s.X, s.y)
+    ker.input_gradient(s.X, s.y)
+    PolynomialClassifier.oracle(world, 3).margins(s.X, s.y)
+
+
+def _ntk():
+    from theorylab.models import NTKClassifier
+
+    world, s = _sparse()
+    for gate in ("threshold", "relu"):
+        m = NTKClassifier.empirical(world.d, 8, gate=gate, seed=0).fit(s.X, s.y)
+        m.input_gradient(s.X, s.y)
+    a = NTKClassifier.analytic(world.d).fit(s.X, s.y)
+    a.input_gradient(s.X, s.y)
+
+
+def _cnn():
+    from theorylab.attacks_patches import structured_curve
+    from theorylab.models import SmoothedReLUCNN
+    from theorylab.training import train
+    from theorylab.worlds import RobustNonRobustPatches
+
+    world = RobustNonRobustPatches(2, 4, 8, s=1, alpha=1.0, beta=1.0, n_nonrobust=1,
+                                   noise=0.1, seed=0)
+    model = SmoothedReLUCNN(2, 2, 8, seed=0)
+    train(model, world, steps=1, n_train=8, eval_size=8, seed=0)
+    train(model, world, steps=1, n_train=8, eval_size=8, adversarial="pgd", eps=0.05,
+          pgd_steps=2, seed=0)
+    s = world.sample(8, 1)
+    model.input_gradient(s.X, s.y)
+    structured_curve(model, world, s, [0.1, 0.2])
+
+
+_WARMERS = {"two_layer": _two_layer, "linear": _linear, "polynomial": _polynomial,
+            "ntk": _ntk, "cnn": _cnn}
+
+
+def warm_kernels(families):
+    """Compile (or load from the cache) every kernel of ``families``.
+
+    A family whose warm-up raises is reported as a RuntimeWarning, not an
+    error: the cells that need it will record their own errors.
+
+    Returns
+    -------
+    list of str
+        The families warmed without error.
+    """
+    ok = []
+    for f in families:
+        if f not in _WARMERS:
+            raise ValueError(f"experiment.warm: unknown kernel family {f!r}; known: "
+                             f"{list(FAMILIES)}")
+        try:
+            _WARMERS[f]()
+            ok.append(f)
+        except Exception as exc:  # noqa: BLE001 - reported, the sweep goes on
+            warnings.warn(f"warming the {f!r} kernels failed ({type(exc).__name__}: {exc}); "
+                          "workers may compile them concurrently", RuntimeWarning,
+                          stacklevel=2)
+    return ok

@@ -6,13 +6,17 @@
              = z^q / (q rho^(q-1))      0 <= z <= rho
              = z - (1 - 1/q) rho        z >= rho
 
-with the softmax cross-entropy loss.  The weights are shared across patches, so
-X is viewed as (N*P, d) and W as (K*m, d): the pre-activations are one GEMM,
-the weight gradient one GEMM and the input gradient one GEMM (BLAS via
-``np.dot``).  The elementwise work runs in ``prange`` loops over samples; each
-sample's rows are written by one iteration and summed in a fixed order, so the
-results are the same bits for any Numba thread count.  Memory is
-O(N P K m + N P d): no N x P x K x m x d temporary.
+with the softmax cross-entropy loss.  The filters are shared across patches, so
+a block of samples is viewed as (rows = samples x P, d) and W as (K m, d): the
+pre-activations, the input gradient and the weight gradient are GEMMs (BLAS via
+``np.dot``, which theorylab pins to one thread, see ``_blas``).
+
+Parallelism follows the package's rule: ``prange`` over fixed chunks of
+``chunk_samples(P)`` samples (about ``CHUNK_ROWS`` rows), each chunk doing its
+own GEMMs and elementwise work; weight-gradient partial sums are kept per chunk
+and added in chunk order.  Chunks depend on (N, P) only, so every result is the
+same bits for any Numba thread count.  Temporaries are O(chunk rows x K m) per
+task plus the outputs: no N x P x K x m x d array is formed.
 
 No validation here: the model class passes C-contiguous arrays of one floating
 dtype, integer labels in [0, K), and integer q >= 2, rho > 0.
@@ -27,6 +31,8 @@ import numpy as np
 from ._jit import jit, prange
 
 __all__ = [
+    "CHUNK_ROWS",
+    "chunk_samples",
     "smoothed_relu",
     "smoothed_relu_derivative",
     "scores",
@@ -36,6 +42,15 @@ __all__ = [
     "ascent_step",
     "scores_along",
 ]
+
+CHUNK_ROWS = 256  # patch rows per parallel task: tall enough for near-peak GEMMs
+GROUP = 64        # chunks whose partial weight gradients are held at once
+
+
+@jit
+def chunk_samples(P):
+    """Samples per chunk for P patches (at least 1): a function of P only."""
+    return max(1, CHUNK_ROWS // P)
 
 
 @jit
@@ -60,22 +75,12 @@ def _act_slope(z, q, rho):
     return rho * slope * t / q + ((zp - rho) if zp > rho else 0.0), slope
 
 
-@jit
-def _act(z, q, rho):
-    return _act_slope(z, q, rho)[0]
-
-
-@jit
-def _dact(z, q, rho):
-    return _act_slope(z, q, rho)[1]
-
-
 @jit(parallel=True)
 def smoothed_relu(Z, q, rho):
     """sigma applied elementwise to a 1-d array."""
     out = np.empty_like(Z)
     for i in prange(Z.shape[0]):
-        out[i] = _act(Z[i], q, rho)
+        out[i] = _act_slope(Z[i], q, rho)[0]
     return out
 
 
@@ -84,72 +89,50 @@ def smoothed_relu_derivative(Z, q, rho):
     """sigma' applied elementwise to a 1-d array."""
     out = np.empty_like(Z)
     for i in prange(Z.shape[0]):
-        out[i] = _dact(Z[i], q, rho)
+        out[i] = _act_slope(Z[i], q, rho)[1]
     return out
 
 
 @jit
-def _preactivations(X, W):
-    # (N*P, K*m) matrix of <w_{k,r}, x_{n,p}>, one GEMM.
-    N, P, d = X.shape
-    K, m, _ = W.shape
-    return np.dot(X.reshape(N * P, d), W.reshape(K * m, d).T)
+def _rows(X, s, e):
+    # Samples s..e-1 of X (N, P, d) as a (rows, d) matrix (a view: X is C-contiguous).
+    P, d = X.shape[1], X.shape[2]
+    return X[s:e].reshape((e - s) * P, d)
 
 
-@jit(parallel=True)
-def _sum_activations(Z, N, P, K, m, q, rho):
-    # F[n, k] = sum_p sum_r sigma(Z[n P + p, k m + r]), fixed order per sample.
-    F = np.empty((N, K), dtype=Z.dtype)
-    for n in prange(N):
+@jit
+def _sum_activations(Z, n, P, K, m, q, rho, F):
+    # F[i, k] = sum_p sum_r sigma(Z[i P + p, k m + r]) for the n samples of a chunk.
+    for i in range(n):
         for k in range(K):
             s = 0.0
             for p in range(P):
-                row = n * P + p
+                row = i * P + p
                 for r in range(m):
-                    s += _act(Z[row, k * m + r], q, rho)
-            F[n, k] = s
-    return F
+                    s += _act_slope(Z[row, k * m + r], q, rho)[0]
+            F[i, k] = s
 
 
-@jit(parallel=True)
-def _patch_activations(Z, N, P, K, m, q, rho):
-    # Fp[n, p, k] = sum_r sigma(Z[n P + p, k m + r]).
-    Fp = np.empty((N, P, K), dtype=Z.dtype)
-    for n in prange(N):
-        for p in range(P):
-            row = n * P + p
-            for k in range(K):
-                s = 0.0
-                for r in range(m):
-                    s += _act(Z[row, k * m + r], q, rho)
-                Fp[n, p, k] = s
-    return Fp
-
-
-@jit(parallel=True)
-def _forward_backward(Z, y, N, P, K, m, q, rho, scale):
-    # One parallel region over samples: scores F, per-sample softmax
-    # cross-entropy, and the backpropagated matrix
-    #     S[n P + p, k m + r] = scale * g[n, k] * sigma'(Z[n P + p, k m + r]),
-    # with g = softmax(F) - onehot(y).  The max is subtracted before exp, so
-    # large scores neither overflow nor lose the loss; a NaN score gives a NaN
-    # loss (the caller checks).  Fusing the three steps keeps the number of
-    # thread synchronisations at one per call.
-    F = np.empty((N, K), dtype=Z.dtype)
-    loss = np.empty(N, dtype=Z.dtype)
+@jit
+def _forward_backward(Z, y, n, P, K, m, q, rho, scale, F, loss):
+    # For the n samples of a chunk: scores F, per-sample softmax cross-entropy and,
+    # returned, S[i P + p, k m + r] = scale * g[i, k] * sigma'(Z[i P + p, k m + r])
+    # with g = softmax(F) - onehot(y).  The max is subtracted before exp, so large
+    # scores neither overflow nor lose the loss; a NaN score gives a NaN loss (the
+    # caller checks).  Slopes are stored on the first pass and scaled on the second.
     S = np.empty_like(Z)
-    for n in prange(N):
-        g = np.empty(K)
+    g = np.empty(K)
+    for i in range(n):
         mx = -np.inf
         for k in range(K):
             s = 0.0
             for p in range(P):
-                row = n * P + p
+                row = i * P + p
                 for r in range(m):
                     v, slope = _act_slope(Z[row, k * m + r], q, rho)
                     s += v
                     S[row, k * m + r] = slope
-            F[n, k] = s
+            F[i, k] = s
             g[k] = s
             if s > mx:
                 mx = s
@@ -159,34 +142,50 @@ def _forward_backward(Z, y, N, P, K, m, q, rho, scale):
             tot += g[k]
         for k in range(K):
             g[k] = g[k] / tot
-        g[y[n]] -= 1.0
-        loss[n] = math.log(tot) + mx - F[n, y[n]]
+        g[y[i]] -= 1.0
+        loss[i] = math.log(tot) + mx - F[i, y[i]]
         for p in range(P):
-            row = n * P + p
+            row = i * P + p
             for k in range(K):
                 gk = g[k] * scale
                 for r in range(m):
                     S[row, k * m + r] *= gk
-    return loss, F, S
+    return S
 
 
-@jit
+@jit(parallel=True)
 def scores(X, W, q, rho):
     """Class scores F (N, K) for inputs ``X`` (N, P, d) and weights ``W`` (K, m, d)."""
-    N, P, _ = X.shape
+    N, P, d = X.shape
     K, m, _ = W.shape
-    return _sum_activations(_preactivations(X, W), N, P, K, m, q, rho)
+    WT = np.ascontiguousarray(W.reshape(K * m, d).T)
+    F = np.empty((N, K), dtype=X.dtype)
+    B = chunk_samples(P)
+    for c in prange((N + B - 1) // B):
+        s, e = c * B, min(N, (c + 1) * B)
+        _sum_activations(np.dot(_rows(X, s, e), WT), e - s, P, K, m, q, rho, F[s:e])
+    return F
 
 
-@jit
+@jit(parallel=True)
 def patch_scores(X, W, q, rho):
     """Per-patch contributions (N, P, K) to the scores; they sum over P to :func:`scores`."""
-    N, P, _ = X.shape
+    N, P, d = X.shape
     K, m, _ = W.shape
-    return _patch_activations(_preactivations(X, W), N, P, K, m, q, rho)
+    WT = np.ascontiguousarray(W.reshape(K * m, d).T)
+    Fp = np.empty((N, P, K), dtype=X.dtype)
+    for n in prange(N):
+        Z = np.dot(X[n], WT)  # (P, K m): small, but one sample per task keeps it simple
+        for p in range(P):
+            for k in range(K):
+                s = 0.0
+                for r in range(m):
+                    s += _act_slope(Z[p, k * m + r], q, rho)[0]
+                Fp[n, p, k] = s
+    return Fp
 
 
-@jit
+@jit(parallel=True)
 def loss_and_weight_gradient(X, y, W, q, rho):
     """Per-sample losses, scores, and the gradient of the *mean* loss in ``W``.
 
@@ -195,27 +194,49 @@ def loss_and_weight_gradient(X, y, W, q, rho):
     loss : (N,) array
     F : (N, K) array
     grad_W : (K, m, d) array
-        (1/N) sum_n sum_p g_{n,k} sigma'(<w_{k,r}, x_{n,p}>) x_{n,p}, one GEMM.
+        (1/N) sum_n sum_p g_{n,k} sigma'(<w_{k,r}, x_{n,p}>) x_{n,p}: one GEMM per
+        chunk, the chunks' partial sums added in chunk order.
     """
     N, P, d = X.shape
     K, m, _ = W.shape
-    Z = _preactivations(X, W)
-    loss, F, S = _forward_backward(Z, y, N, P, K, m, q, rho, 1.0 / N)
-    # X^T S (d, K m) rather than S^T X: same product, but with the long N P axis
-    # as the inner dimension of a column-major GEMM OpenBLAS threads it far
-    # better (S^T X measured ~10x slower on 2 busy cores).
-    GT = np.dot(X.reshape(N * P, d).T, S)
-    return loss, F, np.ascontiguousarray(GT.T).reshape(K, m, d)
+    J = K * m
+    WT = np.ascontiguousarray(W.reshape(J, d).T)
+    F = np.empty((N, K), dtype=X.dtype)
+    loss = np.empty(N, dtype=X.dtype)
+    G = np.zeros((J, d), dtype=W.dtype)
+    B = chunk_samples(P)
+    n_chunks = (N + B - 1) // B
+    partial = np.empty((min(GROUP, n_chunks), J, d), dtype=W.dtype)
+    for g0 in range(0, n_chunks, GROUP):
+        g1 = min(n_chunks, g0 + GROUP)
+        for c in prange(g0, g1):
+            s, e = c * B, min(N, (c + 1) * B)
+            Xc = _rows(X, s, e)
+            S = _forward_backward(np.dot(Xc, WT), y[s:e], e - s, P, K, m, q, rho, 1.0 / N,
+                                  F[s:e], loss[s:e])
+            partial[c - g0] = np.dot(S.T, Xc)
+        for c in range(g1 - g0):  # fixed order: deterministic
+            G += partial[c]
+    return loss, F, G.reshape(K, m, d)
 
 
-@jit
+@jit(parallel=True)
 def loss_and_input_gradient(X, y, W, q, rho):
     """Per-sample losses, scores, and d loss_n / d X_n for every sample (N, P, d)."""
     N, P, d = X.shape
     K, m, _ = W.shape
-    Z = _preactivations(X, W)
-    loss, F, S = _forward_backward(Z, y, N, P, K, m, q, rho, 1.0)
-    return loss, F, np.dot(S, W.reshape(K * m, d)).reshape(N, P, d)
+    Wf = np.ascontiguousarray(W.reshape(K * m, d))
+    WT = np.ascontiguousarray(Wf.T)
+    F = np.empty((N, K), dtype=X.dtype)
+    loss = np.empty(N, dtype=X.dtype)
+    GX = np.empty_like(X)
+    B = chunk_samples(P)
+    for c in prange((N + B - 1) // B):
+        s, e = c * B, min(N, (c + 1) * B)
+        S = _forward_backward(np.dot(_rows(X, s, e), WT), y[s:e], e - s, P, K, m, q, rho, 1.0,
+                              F[s:e], loss[s:e])
+        GX[s:e] = np.dot(S, Wf).reshape(e - s, P, d)
+    return loss, F, GX
 
 
 @jit
@@ -288,18 +309,22 @@ def _l2_row(D, G, out, n, step, eps):
                 out[n, p, j] *= f
 
 
-@jit
+@jit(parallel=True)
 def scores_along(X, D, W, q, rho, ts):
     """Scores F(X + t D) for every t in ``ts``: array (len(ts), N, K).
 
     Pre-activations are linear in t, <w, x + t delta> = <w, x> + t <w, delta>, so
-    two GEMMs serve the whole line; each t costs one elementwise pass.
+    two GEMMs per chunk serve the whole line; each t costs one elementwise pass.
     """
-    N, P, _ = X.shape
+    N, P, d = X.shape
     K, m, _ = W.shape
-    Z0 = _preactivations(X, W)
-    Z1 = _preactivations(D, W)
-    out = np.empty((ts.shape[0], N, K), dtype=Z0.dtype)
-    for i in range(ts.shape[0]):
-        out[i] = _sum_activations(Z0 + ts[i] * Z1, N, P, K, m, q, rho)
+    WT = np.ascontiguousarray(W.reshape(K * m, d).T)
+    out = np.empty((ts.shape[0], N, K), dtype=X.dtype)
+    B = chunk_samples(P)
+    for c in prange((N + B - 1) // B):
+        s, e = c * B, min(N, (c + 1) * B)
+        Z0 = np.dot(_rows(X, s, e), WT)
+        Z1 = np.dot(_rows(D, s, e), WT)
+        for i in range(ts.shape[0]):
+            _sum_activations(Z0 + ts[i] * Z1, e - s, P, K, m, q, rho, out[i, s:e])
     return out

@@ -84,13 +84,14 @@ def _watch_parent(parent):
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_processes(tasks, *, workers=None, max_attempts=3, **_):
+def run_processes(tasks, *, workers=None, warm=None, max_attempts=3, **_):
     """Run the cells on a pool of ``workers`` spawned processes (default: one per core).
 
     At most ``workers`` cells are in flight.  When a worker dies (which breaks
     the pool) the cells in flight are suspects: the pool is rebuilt and they
     run again one at a time, so a cell that kills its worker is charged alone
-    and the cells that only shared the pool with it finish normally.
+    and the cells that only shared the pool with it finish normally.  ``warm``
+    (a callable) fills the Numba cache in this process before any cell starts.
     """
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -98,20 +99,35 @@ def run_processes(tasks, *, workers=None, max_attempts=3, **_):
 
     workers = workers or default_workers()
     todo = list(tasks)[::-1]  # pop() from the end keeps the spec's order
-    suspects, attempts = [], {}
+    suspects, attempts, idle_breaks = [], {}, 0
     ctx = multiprocessing.get_context("spawn")  # fork would copy the parent's thread pools
     while todo or suspects:
         broken, running = None, {}
         with worker_env():
             pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_watch_parent,
                                        initargs=(os.getpid(),))
+            # Start every worker now: they import the package while the parent warms the
+            # Numba cache (importing compiles nothing, so they cannot race the parent).
+            ready = [pool.submit(os.getpid) for _ in range(workers)]
+        if warm is not None:
+            warm()
+            warm = None
+        wait(ready)
         try:
             while (todo or suspects or running) and broken is None:
                 while (suspects and not running) or (todo and not suspects
                                                      and len(running) < workers):
-                    t = suspects.pop() if suspects else todo.pop()
-                    with worker_env():  # workers are spawned on demand, at submit
-                        running[pool.submit(run_cell, t)] = t
+                    queue = suspects or todo
+                    t = queue.pop()
+                    try:
+                        with worker_env():  # a replacement worker may be spawned here
+                            running[pool.submit(run_cell, t)] = t
+                    except BrokenProcessPool as exc:  # broke before this cell started
+                        broken = exc
+                        queue.append(t)
+                        break
+                if broken is not None:
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     t = running.pop(fut)
@@ -127,6 +143,10 @@ def run_processes(tasks, *, workers=None, max_attempts=3, **_):
         finally:
             # Instant after a clean finish; after a crash or an interrupt, do not wait.
             pool.shutdown(wait=broken is None and not running, cancel_futures=True)
+        if broken is not None and not running:
+            idle_breaks += 1  # the pool broke with no cell running: workers die at start
+            if idle_breaks >= max_attempts:
+                raise RuntimeError(f"worker processes die before running any cell: {broken}")
         for t in running.values():  # in flight when the pool broke
             n = attempts[t["key"]] = attempts.get(t["key"], 0) + 1
             if n >= max_attempts:
@@ -152,8 +172,8 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
     processes is started on 127.0.0.1 (no other interface) and closed at the
     end.  A worker that dies mid-task has its task re-run elsewhere by the
     scheduler; after ``max_attempts`` deaths the cell is recorded as failed
-    (``KilledWorker``).  ``warm`` (a callable) is run on one worker per host
-    of a user's cluster before the cells, to fill each host's Numba cache once.
+    (``KilledWorker``).  ``warm`` (a picklable callable) fills the Numba cache
+    before the cells: here for a local cluster, else on one worker per host.
     """
     try:
         import dask
@@ -172,6 +192,8 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
     with dask.config.set(cfg), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # port-in-use and similar chatter from distributed
         if scheduler is None:
+            if warm is not None:
+                warm()  # same machine, same cache: once, before the workers start
             cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
                                    processes=True, host="127.0.0.1", dashboard_address=None,
                                    silence_logs=logging.ERROR)

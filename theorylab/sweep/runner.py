@@ -48,13 +48,6 @@ def _exclusive(path):
         fh.close()
 
 
-def _warm_remote(families):
-    # Runs on a Dask worker (module-level so it pickles by reference).
-    from .warm import warm_kernels
-
-    return warm_kernels(families)
-
-
 def run_sweep(spec, *, results=None, backend="serial", workers=None, scheduler=None,
               progress=False, max_attempts=3):
     """Run every cell of ``spec`` that the results file does not hold as ``done``.
@@ -112,11 +105,11 @@ def run_sweep(spec, *, results=None, backend="serial", workers=None, scheduler=N
                    "ran": 0, "done": 0, "failed": 0}
         if todo:
             families = families_for(spec.experiment)
-            if backend != "serial" and scheduler is None:
-                warm_kernels(families)  # before any worker exists (numba #10128)
+            # Compile once before workers run cells (numba #10128); serial compiles in place.
+            warm = (functools.partial(warm_kernels, families)
+                    if families and backend != "serial" else None)
             threads = None if backend == "serial" else 1
             tasks = [dict(c.task(spec.experiment), numba_threads=threads) for c in todo]
-            warm = functools.partial(_warm_remote, families) if scheduler and families else None
             bar = None
             if progress:
                 from tqdm.auto import tqdm

@@ -1,28 +1,105 @@
-"""Shared test configuration: Hypothesis profiles and a Numba warm-up."""
+"""Shared test configuration: Hypothesis profiles, a Numba warm-up, a one-thread fixture.
 
-import os
+Profiles (registered by :func:`theorylab.testing.register_profiles`), chosen
+by ``$HYPOTHESIS_PROFILE`` (else ``ci`` when ``$CI`` is set, else ``dev``):
 
+* ``dev``: a few random examples per property;
+* ``ci`` (``make test``): derandomised, no example database, no deadline,
+  a bounded number of examples: two runs of the same code draw the same examples;
+* ``thorough`` (``make test-thorough``): 1000 random examples per property.
+"""
+
+import numba
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
-# dev: quick local runs.  ci: deterministic (derandomised, no example database,
-# no deadline because the first example may pay Numba compilation).
-# thorough: many random examples, for `make test-thorough`.
-settings.register_profile("dev", max_examples=20, deadline=None)
-settings.register_profile("ci", max_examples=60, derandomize=True, database=None, deadline=None,
-                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", max_examples=1000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+from theorylab import testing as _tt
+
+_tt.register_profiles()
+settings.load_profile(_tt.profile_from_environment())
+
+
+def _warm_all_kernels():
+    # Every kernel (and type signature) the test suites call, on tiny inputs, so
+    # compilation or cache loading happens here rather than inside a timed test
+    # or a Hypothesis example.  float64 and the models' own argument types only.
+    from theorylab import attacks
+    from theorylab._kernels import cnn, linear, ntk, polynomial, relu_net
+    from theorylab.models import (LinearClassifier, NTKClassifier, PolynomialClassifier,
+                                  SmoothedReLUCNN, TwoLayerReLU)
+
+    X = np.zeros((2, 3))
+    y = np.ones(2)
+    relu_net.loss_and_weight_gradient(X, y, np.ones((2, 3)), np.zeros(2))
+    relu_net.loss_and_input_gradient(X, y, np.ones((2, 3)), np.zeros(2))
+    relu_net.scores(X, np.ones((2, 3)), np.zeros(2))
+    relu_net.logistic(np.zeros(2), y)
+
+    rng = np.random.default_rng(0)
+    Xr = rng.standard_normal((3, 3))
+    yr = np.array([1.0, -1.0, 1.0])
+    net = TwoLayerReLU(3, 2, init_scale=1.0)
+    net.weight_gradient(Xr, yr)
+    attacks.pgd(net, Xr, yr, 0.1, 2, steps=1, random_start=True)
+
+    cnn_model = SmoothedReLUCNN(2, 2, 3, W=rng.standard_normal((2, 2, 3)))
+    Xp, yc = rng.standard_normal((2, 2, 3)), np.array([0, 1])
+    cnn_model.decision_function(Xp)
+    cnn_model.loss(Xp, yc)
+    cnn_model.input_gradient(Xp, yc)
+    cnn_model.weight_gradient(Xp, yc)
+    cnn.smoothed_relu(np.zeros(2), 3, 0.5)
+    cnn.smoothed_relu_derivative(np.zeros(2), 3, 0.5)
+
+    lin = LinearClassifier(3, w=np.ones(3))
+    lin.input_gradient(Xr, yr)
+    lin.decision_function(Xr)
+    linear.objective(Xr, yr, np.ones(3), 0.0, 0.0)
+
+    sep = PolynomialClassifier(3, degrees=(1, 3), C=np.ones((2, 3)))
+    sep.input_gradient(Xr, yr)
+    polynomial.separable_weight_gradient(Xr, yr, sep.degrees)
+    ker = PolynomialClassifier(3, form="kernel", X_train=Xr, alpha=np.ones(3))
+    ker.input_gradient(Xr, yr)
+    polynomial.poly_gram(Xr, Xr, 3, 1.0, 1.0)
+
+    for two_sided in (True, False):
+        emp = NTKClassifier(3, W0=np.ones((2, 3)), b0=np.zeros(2), two_sided=two_sided)
+        emp.input_gradient(Xr, yr)
+        emp.gram(Xr)
+        emp.gram(Xr, Xr[:2])
+    ana = NTKClassifier(3, form="analytic", X_train=Xr, alpha=np.ones(3))
+    ana.input_gradient(Xr, yr)
+    ana.gram(Xr)
+    ana.gram(Xr, Xr[:2])
+    ntk.row_norms(Xr)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _warm_kernels():
-    """Compile (or load from cache) the kernels once, before any test runs."""
-    from theorylab._kernels import relu_net
+    """Compile (or load from cache) every kernel once, before any test runs.
 
-    X = np.zeros((2, 3))
-    relu_net.loss_and_weight_gradient(X, np.ones(2), np.ones((2, 3)), np.zeros(2))
-    relu_net.loss_and_input_gradient(X, np.ones(2), np.ones((2, 3)), np.zeros(2))
-    relu_net.scores(X, np.ones((2, 3)), np.zeros(2))
+    The warm-up is only an optimisation: if a model's API changed under it,
+    the tests that use that model report the real error, so a failure here
+    must not take the whole session down.
+    """
+    try:
+        _warm_all_kernels()
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass
+
+
+@pytest.fixture(scope="module")
+def one_numba_thread():
+    """Run a module's kernels on one Numba thread.
+
+    The property suites call kernels on tiny arrays thousands of times; on a
+    small shared machine Numba's and OpenBLAS's thread pools then spin against
+    each other, which costs far more than the work.  Results do not depend on
+    the thread count (the kernels reduce in a fixed order), only the time does.
+    """
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)

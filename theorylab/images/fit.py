@@ -1,0 +1,199 @@
+"""Full-batch gradient descent on a fixed image set, clean, adversarial or low-rank.
+
+:func:`theorylab.training.train` samples its held-out set and metrics from a
+world; real images have none, so this small loop trains any theorylab model
+with ``weight_gradient(X, y)`` (the two-layer network, the CNN) on fixed
+arrays, perturbing every training image at the current weights when asked
+(spec 2.3: the step is taken on the perturbed points only, no clean term).
+
+:class:`LowRank` restricts the update to W = W_0 + A B of rank r and trains A
+and B by the chain rule: dL/dA = G B^T and dL/dB = A^T G, G = dL/dW.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+from .. import attacks
+from .._validation import as_generator, check_choice, check_float, check_int, check_norm, norm_name
+from ..training import History, TrainingDiverged
+
+__all__ = ["fit", "LowRank", "perturb", "single_threaded"]
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Run Numba kernels and BLAS on one thread inside the block.
+
+    The image problems are small (a few thousand rows, d <= a few hundred):
+    a second thread saves little, and on a shared machine spinning threads
+    made each gradient ~100x slower in our measurements.  One thread also
+    keeps the bits independent of the machine's core count (a threaded GEMM
+    sums in a thread-dependent order).  Thread counts are restored on exit.
+    """
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+            limits = contextlib.nullcontext()
+        else:
+            limits = threadpool_limits(limits=1)
+        with limits:
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+class LowRank:
+    """The update W = W0 + A B with A (m, r), B (r, d), trained instead of W.
+
+    Parameters
+    ----------
+    W0 : ndarray of shape (m, d)
+        Frozen base weights (the clean network).
+    rank : int
+        r, between 1 and min(m, d).
+    B0 : ndarray of shape (r, d), optional
+        Initial B; default random orthonormal rows (seeded).  A starts at zero,
+        so training starts exactly at W0 (LoRA's convention).
+    seed : int, SeedSequence or Generator
+    """
+
+    def __init__(self, W0, rank, *, B0=None, seed=0):
+        self.W0 = np.array(W0, dtype=np.float64)
+        m, d = self.W0.shape
+        self.rank = check_int("rank", rank, 1, min(m, d))
+        if B0 is None:
+            Q, _ = np.linalg.qr(as_generator(seed).standard_normal((d, self.rank)))
+            B0 = Q.T
+        B0 = np.asarray(B0, dtype=np.float64)
+        if B0.shape != (self.rank, d):
+            raise ValueError(f"B0 must have shape ({self.rank}, {d}), got {B0.shape}")
+        self.A = np.zeros((m, self.rank))
+        self.B = B0.copy()
+
+    @classmethod
+    def spectral(cls, W0, rank, G):
+        """Start B at the top-``rank`` right singular vectors of a gradient ``G``.
+
+        The first step is then the best rank-r approximation of a full
+        gradient step (A = 0, so dW = -lr G B^T B).  Deterministic.
+        """
+        _, _, Vt = np.linalg.svd(np.asarray(G, dtype=np.float64), full_matrices=False)
+        return cls(W0, rank, B0=Vt[:rank])
+
+    @property
+    def W(self):
+        return self.W0 + self.A @ self.B
+
+    def step(self, G, lr):
+        """One GD step on (A, B) from the W-gradient ``G`` (chain rule)."""
+        gA = G @ self.B.T
+        gB = self.A.T @ G
+        self.A -= lr * gA
+        self.B -= lr * gB
+
+
+def perturb(model, X, y, eps, norm, attack, *, pgd_steps=5, rng=None):
+    """``X`` plus the attack at the current weights ("fgm", "pgd"), or ``X`` itself."""
+    if attack is None or eps == 0.0:
+        return X
+    if attack == "fgm":
+        return X + attacks.fgm(model, X, y, eps, norm)
+    return X + attacks.pgd(model, X, y, eps, norm, steps=pgd_steps, random_start=True,
+                           seed=rng)
+
+
+def fit(model, X, y, *, steps, lr, adversarial=None, eps=0.0, norm=2, pgd_steps=5, eps_ramp=0,
+        low_rank=None, log_every=None, callback=None, seed=0):
+    """Full-batch GD of ``model`` on the fixed set (X, y); trained in place.
+
+    Parameters
+    ----------
+    model : TwoLayerReLU or SmoothedReLUCNN
+    X, y : arrays
+        The training set in the model's input and label format.
+    steps : int
+    lr : float
+    adversarial : {None, "fgm", "pgd"}
+        Train on FGM or PGD points (PGD: ``pgd_steps`` steps of size
+        2.5 eps / steps, random start) recomputed at every step.
+    eps : float
+        Radius; 0 trains on clean points (the mutation tests' broken learner).
+    norm : {2, inf}
+    eps_ramp : int, default 0
+        Ramp eps linearly from 0 over this many steps (adversarial training
+        from scratch otherwise shrinks the weights before any feature forms,
+        spec robust_features.md 6.1).
+    low_rank : LowRank, optional
+        Train (A, B) of this update instead of W (two-layer networks).
+    log_every : int, optional
+        Period of the log (default steps // 10); step 0 and the end are logged.
+    callback : callable, optional
+        ``callback(model) -> dict`` of extra numbers for each log record.
+    seed : int, SeedSequence or Generator
+        PGD random starts.
+
+    Returns
+    -------
+    History
+        Records with ``step``, ``eps``, ``loss`` (mean over the perturbed
+        training set before the step; the clean training set at the final
+        record), ``train_accuracy`` and the callback's numbers.
+    """
+    steps = check_int("steps", steps, 1)
+    lr = check_float("lr", lr, 0.0, low_open=True)
+    check_choice("adversarial", adversarial, (None, "fgm", "pgd"))
+    eps = check_float("eps", eps, 0.0)
+    p = check_norm(norm, allowed=(2.0, np.inf))
+    pgd_steps = check_int("pgd_steps", pgd_steps, 1)
+    eps_ramp = check_int("eps_ramp", eps_ramp, 0)
+    log_every = max(1, steps // 10) if log_every is None else check_int("log_every", log_every, 1)
+    if low_rank is not None and low_rank.W0.shape != model.W.shape:
+        raise ValueError(f"low_rank.W0 has shape {low_rank.W0.shape}, model.W {model.W.shape}")
+    X = model._check_X(X)
+    y = model._check_y(y, X.shape[0])
+    rng = as_generator(seed, "seed")
+    history = History(config={"steps": steps, "lr": lr, "adversarial": adversarial, "eps": eps,
+                              "norm": norm_name(p), "pgd_steps": pgd_steps,
+                              "eps_ramp": eps_ramp,
+                              "rank": None if low_rank is None else low_rank.rank})
+
+    def log(t, eps_t, loss, scores):
+        correct = (y * scores > 0) if scores.ndim == 1 else scores.argmax(axis=1) == y
+        rec = {"step": t, "eps": eps_t, "loss": loss, "train_accuracy": float(np.mean(correct))}
+        if callback is not None:
+            rec.update(callback(model))
+        history.records.append(rec)
+
+    if low_rank is not None:
+        model.W = low_rank.W.astype(model.dtype)
+    for t in range(steps):
+        eps_t = eps * min(1.0, t / eps_ramp) if eps_ramp else eps
+        Xt = perturb(model, X, y, eps_t, p, adversarial, pgd_steps=pgd_steps, rng=rng)
+        loss, scores, G = model.weight_gradient(Xt, y)
+        mean_loss = float(np.mean(loss))
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(f"loss is {mean_loss} at step {t} (lr={lr}); lower lr",
+                                   t, history)
+        if t % log_every == 0:
+            log(t, eps_t, mean_loss, scores)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            if low_rank is None:
+                model.W -= lr * G
+            else:
+                low_rank.step(G, lr)
+                model.W = low_rank.W.astype(model.dtype)
+        if not np.isfinite(model.W).all():
+            raise TrainingDiverged(f"weights became non-finite at step {t} (lr={lr})",
+                                   t, history)
+    loss, scores, _ = model.weight_gradient(X, y)
+    log(steps, eps, float(np.mean(loss)), scores)
+    return history

@@ -81,3 +81,28 @@ def test_race_check_passes_unbroken_on_one_seed():
     # Control for the mutation above, at the same (quick) size.
     v, failed, _ = verdict("ll.race", {})
     assert v == PASS, failed
+
+
+def test_figures_of_the_checks_draw_from_measurements():
+    # The figure functions only read "extra"; feed them small synthetic results.
+    from matplotlib.figure import Figure
+
+    curves = ([0, 10, 20], [0.01, 0.5, 2.0], [0.01, 0.02, 0.03])
+    eps = [0.01, 0.02, 0.04]
+    fake = {
+        "ll.standard_nonrobust": {"extra": {"eps": eps, "pgd": [1, 0.5, 0], "threshold": 0.03,
+                                            "structured": [1, 1, 0.2], "curves": curves}},
+        "ll.adversarial_robust": {"extra": {"eps": eps, "pgd": [1, 1, 0.9],
+                                            "structured": [1, 1, 1], "pgd_std": [1, 0, 0],
+                                            "structured_std": [1, 0.5, 0.1], "threshold": 0.03,
+                                            "eps_train": 0.02, "curves": curves,
+                                            "curves_std": curves}},
+        "ll.threshold_scaling": {"slope": -0.5, "extra": {"d": [64, 256], "threshold": [0.12, 0.06],
+                                                          "prediction": [0.125, 0.0625],
+                                                          "beta": 1.0}},
+        "ll.race": {"extra": {"ratio": [0.125, 1, 8], "advantage": [-0.9, 0.1, 0.95],
+                              "v_wins": [0, 0.5, 1]}},
+    }
+    for cid, res in fake.items():
+        fig = CHECKS[cid].figure([res, res])
+        assert isinstance(fig, Figure) and fig.axes

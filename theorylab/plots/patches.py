@@ -16,6 +16,15 @@ from matplotlib.figure import Figure
 __all__ = ["feature_learning", "robustness_vs_eps", "threshold_scaling", "race", "main"]
 
 
+def _log_ticks(ax, values, labels=None):
+    # Major ticks at the data's x values, no minor labels (they overlap on short decades).
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(list(values))
+    ax.set_xticklabels(labels if labels is not None else [f"{v:g}" for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _band(ax, x, ys, color, ls="-", label=None, marker=None):
     # Median over seeds with a min-max band.
     Y = np.atleast_2d(np.asarray(ys, dtype=float))
@@ -24,34 +33,37 @@ def _band(ax, x, ys, color, ls="-", label=None, marker=None):
         ax.fill_between(x, Y.min(0), Y.max(0), color=color, alpha=0.15, lw=0)
 
 
-def feature_learning(runs, *, title=None):
-    """Gamma_u(t) and Gamma_v(t) on a log axis, one colour per training kind.
+def feature_learning(runs, *, offsets=None, title=None):
+    """Gamma_u(t) and Gamma_v(t) on a log axis, one colour per training run.
 
     Parameters
     ----------
     runs : dict
-        name -> list over seeds of (steps, gamma_u, gamma_v) sequences
-        (e.g. ``{"standard": [...], "adversarial": [...]}``).
+        name -> list over seeds of (steps, gamma_u, gamma_v) sequences.
+    offsets : dict, optional
+        name -> step offset (e.g. a warm-started run drawn after the run it
+        started from).
     """
-    fig = Figure(figsize=(5.6, 3.8))
+    fig = Figure(figsize=(6.0, 4.0))
     ax = fig.add_subplot()
-    colors = {"standard": "tab:red", "adversarial": "tab:blue"}
+    offsets = offsets or {}
+    palette = ["tab:red", "tab:blue", "tab:gray", "tab:green"]
+    floor = 1e-3  # correlations can dip below 0; the log axis shows max(Gamma, 1e-3)
     for i, (name, per_seed) in enumerate(runs.items()):
-        color = colors.get(name, f"C{i}")
-        steps = np.asarray(per_seed[0][0])
-        # Correlations can dip below 0; a log axis shows their positive part, floored.
-        floor = 1e-3
+        color = palette[i % len(palette)]
+        steps = np.asarray(per_seed[0][0]) + offsets.get(name, 0)
         gu = [np.maximum(np.asarray(r[1]), floor) for r in per_seed]
         gv = [np.maximum(np.asarray(r[2]), floor) for r in per_seed]
         _band(ax, steps, gu, color, "-", f"{name}: $\\Gamma_u$ (robust)")
         _band(ax, steps, gv, color, "--", f"{name}: $\\Gamma_v$ (non-robust)")
+    for name, off in offsets.items():
+        ax.axvline(off, color="0.6", lw=0.8, ls=":")
     ax.set_yscale("log")
     ax.set_xlabel("GD step")
     ax.set_ylabel(r"$\max_r \langle w_{k,r}, \cdot\rangle$ (mean over k)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title(title or "feature learning: standard vs one-step adversarial training",
-                 fontsize=9)
+    ax.legend(fontsize=6.5, loc="lower right")
+    ax.set_title(title or "feature learning (median and min-max over seeds)", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -103,12 +115,14 @@ def threshold_scaling(ds, thresholds, *, beta=1.0, slopes=None):
     ax = fig.add_subplot()
     ds = np.asarray(ds, dtype=float)
     T = np.atleast_2d(np.asarray(thresholds, dtype=float))
-    for row in T:
-        ax.plot(ds, row, "o", color="tab:red", ms=4, alpha=0.6)
+    for i, row in enumerate(T):
+        ax.plot(ds, row, "o", color="tab:red", ms=4, alpha=0.6,
+                label="measured (one dot per seed)" if i == 0 else None)
     dd = np.geomspace(ds.min() / 1.2, ds.max() * 1.2, 50)
     ax.plot(dd, beta / np.sqrt(dd), "k--", lw=1, label=r"$\beta/\sqrt{d}$ (prediction)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _log_ticks(ax, ds.astype(int))
     ax.set_xlabel("patch dimension d")
     ax.set_ylabel(r"$\varepsilon^*$ (50% accuracy under $-\varepsilon\,\mathrm{sign}(v_y)$)")
     txt = "" if not slopes else ("fitted slopes: " + ", ".join(f"{s:.3f}" for s in slopes))
@@ -138,6 +152,7 @@ def race(ratios, advantages, v_wins=None):
     ax.axvline(1.0, color="k", lw=0.8, ls=":", label="ratio 1 (prediction)")
     ax.axhline(0.0, color="0.7", lw=0.8)
     ax.set_xscale("log")
+    _log_ticks(ax, ratios, [f"{r:.2g}" if r >= 0.99 else f"1/{1 / r:.2g}" for r in ratios])
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel(r"race ratio $n_{nr}\,\beta^q / \alpha^q$")
     ax.set_ylabel("v learned (+1) vs u learned (-1)")
@@ -176,15 +191,23 @@ def main(argv=None):
         fig.savefig(path, dpi=130)
         written.append(path)
 
-    save(feature_learning({"standard": [e["curves_std"] for e in ex],
-                           "adversarial": [e["curves"] for e in ex]}), "ll_feature_learning.png")
+    t_std = checks["ll.adversarial_robust"].regimes["quick"]["T_std"]
+    curves = {"standard": [e["curves_std"] for e in ex],
+              "adversarial, warm start, PGD-3": [e["curves"] for e in ex]}
+    if "curves_one_step" in ex[0]:
+        curves["one-step (FGSM) from a fresh init"] = [e["curves_one_step"] for e in ex]
+    save(feature_learning(curves, offsets={"adversarial, warm start, PGD-3": t_std},
+                          title="standard, then adversarial from it (after the dotted line); "
+                                "one-step AT from scratch"),
+         "ll_feature_learning.png")
     save(robustness_vs_eps(ex[0]["eps"], {
         "standard, PGD": [e["pgd_std"] for e in ex],
         "standard, -v_y": [e["structured_std"] for e in ex],
         "adversarial, PGD": [e["pgd"] for e in ex],
         "adversarial, -v_y": [e["structured"] for e in ex]},
         threshold=ex[0]["threshold"], eps_train=ex[0]["eps_train"],
-        title="standard vs one-step adversarial training (3 seeds)"), "ll_robustness.png")
+        title="standard vs adversarial training (warm start, PGD-3), 3 seeds"),
+        "ll_robustness.png")
     thr = runs("ll.threshold_scaling", run_threshold)
     save(threshold_scaling(thr[0]["extra"]["d"], [r["extra"]["threshold"] for r in thr],
                            beta=thr[0]["extra"]["beta"], slopes=[r["slope"] for r in thr]),

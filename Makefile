@@ -12,7 +12,7 @@ export MPLBACKEND := Agg
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dask,images]'
 	touch $(STAMP)
 
 ## The main job: run the theorem checks in the quick regime, write report and figures.

@@ -25,6 +25,9 @@ def build_parser(parser=None):
                         help="Markdown report path (default reports/check_report.md)")
     parser.add_argument("--figures", metavar="DIR", default="figures",
                         help="directory for the checks' figures (default figures/)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="worker processes, seeds spread over them (default 1); "
+                             "results do not depend on it")
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -40,8 +43,8 @@ def main(argv=None, args=None):
 
     if args is None:
         args = build_parser().parse_args(argv)
-    if args.seeds < 1:
-        print("error: --seeds must be >= 1", file=sys.stderr)
+    if args.seeds < 1 or args.jobs < 1:
+        print("error: --seeds and --jobs must be >= 1", file=sys.stderr)
         return 2
     registry = load_checks()
     if args.list:
@@ -60,7 +63,7 @@ def main(argv=None, args=None):
     else:
         chosen = list(registry.values())
     results = run_checks(chosen, args.regime, list(range(args.seeds)),
-                         figures_dir=args.figures, progress=not args.quiet)
+                         figures_dir=args.figures, progress=not args.quiet, jobs=args.jobs)
     print(format_table(results))
     for path, writer in ((args.report, write_markdown), (args.json, write_json)):
         if path:

@@ -35,8 +35,58 @@ def _jsonable(obj):
     return obj
 
 
+def _worker_init():
+    # One Numba thread per worker: the workers themselves fill the cores.
+    import numba
+
+    numba.set_num_threads(1)
+
+
+def _run_seed(check_ids, regime, seed, params_override):
+    """Run the given checks for one seed in this process; measurements or tracebacks."""
+    from . import load_checks
+
+    registry = load_checks()
+    out = {}
+    for cid in check_ids:
+        check = registry[cid]
+        params = dict(check.regimes[regime])
+        params.update(params_override or {})
+        t0 = time.perf_counter()
+        try:
+            out[cid] = ("ok", check.run(seed, params), time.perf_counter() - t0)
+        except Exception:  # recorded; the other checks still run
+            out[cid] = ("error", traceback.format_exc(), time.perf_counter() - t0)
+    return seed, out
+
+
+def _collect(checks, regime, seeds, jobs, params_override, bar):
+    """{check id: [per-seed results in seed order]} from serial or process-parallel runs."""
+    ids = [c.id for c in checks]
+    per_seed = {}
+    if jobs <= 1:
+        for seed in seeds:
+            _, per_seed[seed] = _run_seed(ids, regime, seed, params_override)
+            if bar is not None:
+                bar.update(len(ids))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                 initializer=_worker_init) as pool:
+            futures = [pool.submit(_run_seed, ids, regime, s, params_override) for s in seeds]
+            for fut in as_completed(futures):
+                seed, res = fut.result()
+                per_seed[seed] = res
+                if bar is not None:
+                    bar.update(len(ids))
+    return {cid: [per_seed[s][cid] for s in seeds] for cid in ids}
+
+
 def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progress=False,
-               params_override=None):
+               params_override=None, jobs=1):
     """Run each check on each seed and evaluate it.
 
     Parameters
@@ -50,6 +100,11 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
         tqdm bar over (check, seed) runs.
     params_override : dict, optional
         Merged into every check's parameters (for experiments and mutation tests).
+    jobs : int, default 1
+        Worker processes; seeds are spread over them (each worker runs every
+        check for its seed, so checks still share their trained networks).
+        Results do not depend on ``jobs``: kernels give the same bits for any
+        thread count.
 
     Returns
     -------
@@ -60,26 +115,15 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(checks) * len(seeds), desc="checks", unit="run")
+        bar = tqdm(total=len(checks) * len(seeds), desc="check runs", unit="run")
+    collected = _collect(checks, regime, list(seeds), jobs, params_override, bar)
     results = []
     for check in checks:
-        params = dict(check.regimes[regime])
-        params.update(params_override or {})
-        t0 = time.perf_counter()
-        measurements, error = [], None
-        for seed in seeds:
-            if bar is not None:
-                bar.set_postfix_str(f"{check.id} seed {seed}")
-            try:
-                measurements.append(check.run(seed, params))
-            except Exception:  # record and go on: no result of the other checks is lost
-                error = traceback.format_exc()
-                if bar is not None:
-                    bar.update(len(seeds) - len(measurements))
-                break
-            if bar is not None:
-                bar.update(1)
-        seconds = time.perf_counter() - t0
+        runs = collected[check.id]
+        seconds = sum(r[2] for r in runs)
+        errors = [r[1] for r in runs if r[0] == "error"]
+        measurements = [r[1] for r in runs if r[0] == "ok"]
+        error = errors[0] if errors else None
         if error is not None:
             res = CheckResult(check, regime, list(seeds), measurements, [], ERROR,
                               "the check raised an exception", seconds, error=error)

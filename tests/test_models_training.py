@@ -157,3 +157,12 @@ def test_training_on_given_data_is_rotation_equivariant():
     np.testing.assert_allclose(b.W @ worth.M, a.W, atol=1e-10)
     with pytest.raises(ValueError, match="data"):
         train(a, wid, steps=2, data=s.X)
+
+
+def test_frozen_thresholds_are_reused_and_released():
+    m = TwoLayerReLU(6, 4, init_scale=1.0, seed=0)
+    b = m.thresholds()
+    with m.frozen_thresholds() as fb:
+        m.W *= 2.0  # not allowed inside in real code; shows the frozen value is served
+        assert np.array_equal(m.thresholds(), fb) and np.array_equal(fb, b)
+    np.testing.assert_allclose(m.thresholds(), 2 * b)  # recomputed after the block

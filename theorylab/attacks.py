@@ -12,6 +12,7 @@ Any model works that provides the private protocol of
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,6 +148,12 @@ def sample_ball(shape, eps, norm, rng, dtype=np.float64):
     return out.reshape(shape).astype(dtype)
 
 
+def frozen(model):
+    """The model's ``frozen_thresholds()`` context if it has one (weights fixed inside)."""
+    f = getattr(model, "frozen_thresholds", None)
+    return f() if f is not None else contextlib.nullcontext()
+
+
 def _prepare(model, X, y):
     X = model._check_X(X)
     return X, model._check_y(y, X.shape[0])
@@ -218,17 +225,19 @@ def pgd(model, X, y, eps, norm, *, steps=20, step_size=None, random_start=False,
     best = np.zeros_like(X)
     if eps == 0.0:
         return best
-    best_loss = model._loss_grad(X, y)[0]
-    for _ in range(restarts):
-        delta = sample_ball(X.shape, eps, p, rng, X.dtype) if random_start else np.zeros_like(X)
-        for t in range(steps + 1):
-            loss, G = model._loss_grad(X + delta, y)
-            better = loss > best_loss
-            best[better] = delta[better]
-            best_loss = np.where(better, loss, best_loss)
-            if t == steps:
-                break
-            delta = project(delta + steepest_ascent(G, alpha, p), eps, p).astype(X.dtype)
+    with frozen(model):
+        best_loss = model._loss_grad(X, y)[0]
+        for _ in range(restarts):
+            delta = (sample_ball(X.shape, eps, p, rng, X.dtype) if random_start
+                     else np.zeros_like(X))
+            for t in range(steps + 1):
+                loss, G = model._loss_grad(X + delta, y)
+                better = loss > best_loss
+                best[better] = delta[better]
+                best_loss = np.where(better, loss, best_loss)
+                if t == steps:
+                    break
+                delta = project(delta + steepest_ascent(G, alpha, p), eps, p).astype(X.dtype)
     return best
 
 

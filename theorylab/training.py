@@ -224,12 +224,14 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
                 model.c = schedule(t)
             batch = fixed if fixed is not None else world.sample(batch_size, data_rng, dtype=dtype)
             X, y = batch.X, batch.y
-            if adversarial == "fgm":
-                X = X + attacks.fgm(model, X, y, eps, p)
-            elif adversarial == "pgd":
-                X = X + attacks.pgd(model, X, y, eps, p, steps=pgd_steps,
-                                    step_size=pgd_step_size, random_start=True, seed=attack_rng)
-            loss, f, grad = model.weight_gradient(X, y)
+            with model.frozen_thresholds():  # one b for the step's attack and gradient
+                if adversarial == "fgm":
+                    X = X + attacks.fgm(model, X, y, eps, p)
+                elif adversarial == "pgd":
+                    X = X + attacks.pgd(model, X, y, eps, p, steps=pgd_steps,
+                                        step_size=pgd_step_size, random_start=True,
+                                        seed=attack_rng)
+                loss, f, grad = model.weight_gradient(X, y)
             mean_loss = float(np.mean(loss))
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(f"loss is {mean_loss} at step {t} (lr={lr}); "

@@ -11,6 +11,8 @@ constants when differentiating.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .._kernels import relu_net as _k
@@ -119,8 +121,24 @@ class TwoLayerReLU(BinaryModel):
         W = self.W if W is None else W
         return W if self.M is None else W @ self.M
 
+    @contextlib.contextmanager
+    def frozen_thresholds(self):
+        """Compute b once and reuse it until the block exits.
+
+        For code that evaluates the network many times at fixed weights (an
+        attack's steps, one training step's attack and gradient); the weights
+        must not change inside the block.
+        """
+        self._frozen_b = self.thresholds()
+        try:
+            yield self._frozen_b
+        finally:
+            self._frozen_b = None
+
     def thresholds(self, c=None):
         """Current thresholds b (m,) from the rule, at coefficient ``c`` (default ``self.c``)."""
+        if c is None and getattr(self, "_frozen_b", None) is not None:
+            return self._frozen_b
         c = self.c if c is None else c
         if self.threshold == "max":
             b = c * np.abs(self.coefficients()).max(axis=1)

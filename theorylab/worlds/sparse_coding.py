@@ -145,7 +145,9 @@ class SparseCoding:
 
     def _draw_codes(self, n, rng):
         p = self.k / self.d
-        Z = (rng.random((n, self.d)) < p) * rng.choice(np.array([-1.0, 1.0]), size=(n, self.d))
+        # One uniform draw gives support and sign: u < p/2 -> -1, p/2 <= u < p -> +1.
+        u = rng.random((n, self.d))
+        Z = np.where(u < p, np.where(u < 0.5 * p, -1.0, 1.0), 0.0)
         if self.codes == "continuous":
             Z *= rng.uniform(self.code_low, 1.0, size=(n, self.d))
         return Z

@@ -1,0 +1,45 @@
+"""The check runner: same results for any --jobs, reports written, errors recorded."""
+
+import json
+
+import numpy as np
+import pytest
+
+from proofs_check import load_checks
+from proofs_check._runner import ERROR, run_checks, write_json, write_markdown
+
+TINY = {"d": 16, "k": 2, "T": 60, "T_adv": 20, "batch": 64, "n_test": 100, "pgd_steps": 3}
+
+
+def _strip(measurements):
+    return [{k: v for k, v in m.items() if k != "extra"} for m in measurements]
+
+
+@pytest.mark.slow
+def test_jobs_do_not_change_results(tmp_path):
+    registry = load_checks()
+    checks = [registry["fp.v1_clean_features_l2"], registry["fp.v3_adversarial_purifies_l2"]]
+    serial = run_checks(checks, "quick", [0, 1], params_override=TINY, jobs=1)
+    parallel = run_checks(checks, "quick", [0, 1], params_override=TINY, jobs=2)
+    for a, b in zip(serial, parallel):
+        ma, mb = _strip(a.measurements), _strip(b.measurements)
+        for x, y in zip(ma, mb):
+            assert x.keys() == y.keys()
+            for key in x:
+                if key.startswith("seconds"):
+                    continue
+                assert np.array_equal(x[key], y[key], equal_nan=True), (a.check.id, key)
+        assert a.verdict == b.verdict
+    write_markdown(serial, tmp_path / "r.md")
+    write_json(serial, tmp_path / "r.json")
+    text = (tmp_path / "r.md").read_text()
+    assert "fp.v1_clean_features_l2" in text and "why this threshold" in text
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert {r["id"] for r in data["results"]} == {c.id for c in checks}
+
+
+def test_a_raising_check_is_recorded_and_others_run():
+    registry = load_checks()
+    bad = {"d": 16, "k": 40}  # k > d: the world raises ValueError
+    res = run_checks([registry["fp.v1_clean_features_l2"]], "quick", [0], params_override=bad)
+    assert res[0].verdict == ERROR and "k must be" in res[0].error

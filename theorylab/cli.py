@@ -1,7 +1,7 @@
 """The ``theorylab`` command line: thin argparse front-end over the library.
 
 Heavy imports happen inside subcommands so ``theorylab --help`` is instant.
-Subcommands: train, attack, check, bench (and sweep / plot where installed).
+Subcommands: train, attack, check, sweep, plot, bench.
 """
 
 from __future__ import annotations
@@ -160,6 +160,42 @@ def _add_bench(sub):
                                              fromlist=["main"]).main(args=a))
 
 
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="regenerate figures",
+                       description="Regenerate a family of figures into a directory "
+                                   "(default figures/).")
+    plots = p.add_subparsers(dest="plot_command", required=True)
+    for name, help_text in (("lower-bounds", "robust accuracy of every family vs the "
+                                             "adversarially trained network; tau50 vs d"),
+                            ("patches", "Li & Li feature-learning curves, robustness, "
+                                        "threshold scaling (runs the ll quick checks)"),
+                            ("images", "first-layer tiles, low-rank curve, D_R / D_NR curves "
+                                       "on the shipped digits")):
+        q = plots.add_parser(name, help=help_text, description=help_text)
+        q.add_argument("outdir", nargs="?", default="figures")
+        if name == "lower-bounds":
+            q.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+        q.set_defaults(func=_cmd_plot)
+    from theorylab.sweep.cli import add_plot_parser
+
+    add_plot_parser(plots, phase_only=True)
+
+
+def _cmd_plot(args):
+    if args.plot_command == "lower-bounds":
+        from theorylab.plots.lower_bounds import main as run
+        paths = run(args.outdir, quick=args.quick)
+    elif args.plot_command == "patches":
+        from theorylab.plots.patches import main as run
+        paths = run([args.outdir])
+    else:
+        from theorylab.plots.images import main as run
+        paths = run([args.outdir])
+    for path in paths or []:
+        print(path)
+    return 0
+
+
 def build_parser():
     """The top-level parser with every subcommand."""
     from theorylab import __version__
@@ -172,6 +208,10 @@ def build_parser():
     _add_train(sub)
     _add_attack(sub)
     _add_check(sub)
+    from theorylab.sweep.cli import add_parser as add_sweep
+
+    add_sweep(sub)
+    _add_plot(sub)
     _add_bench(sub)
     return parser
 

@@ -34,7 +34,7 @@ BASE = dict(K=4, P=8, d=256, s=4, alpha=1.0, beta=1.0, n_nonrobust=4, noise=0.32
             threat="linf", m=8, q=3, rho=0.5, init_scale=0.01, n_train=256, lr_std=0.5,
             T_std=300, adversarial="fgm", eps_train=0.05, lr_adv=2.0, T_adv=600, eps_ramp=200,
             pgd_steps_train=3, step_size_train=None, random_start_train=False, warm_start=False,
-            n_test=500, pgd_steps=10)
+            n_test=300, pgd_steps=10)
 
 _WORLD_KEYS = ("K", "P", "d", "s", "alpha", "beta", "n_nonrobust", "noise", "layout", "threat")
 _STD_KEYS = _WORLD_KEYS + ("m", "q", "rho", "init_scale", "n_train", "lr_std", "T_std", "n_test")

@@ -24,10 +24,19 @@ def verdict(check_id, override, seeds=(0,)):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _fresh_cache_one_thread():
+    # Fresh memo per test.  One Numba thread: the verdicts do not depend on the thread
+    # count (the kernels give the same bits for any count, tests/test_cnn.py), and on a
+    # shared, oversubscribed machine thousands of small parallel regions were measured
+    # 5-80x slower than serial ones.
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
     ll_pipeline.clear_cache()
     yield
     ll_pipeline.clear_cache()
+    numba.set_num_threads(old)
 
 
 def test_all_ll_checks_are_registered_with_both_regimes():

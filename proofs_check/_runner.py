@@ -195,6 +195,11 @@ def write_json(results, path):
                    "results": [_result_dict(r) for r in results]}, fh, indent=2)
 
 
+def _cell(text):
+    # A literal '|' (as in |cos|) would end a Markdown table cell.
+    return str(text).replace("|", "\\|")
+
+
 def write_markdown(results, path):
     """A Markdown report: per check, the claim, regime, criteria vs measurements, verdict, figure."""
     out = ["# theorylab theorem-check report", ""]
@@ -203,7 +208,9 @@ def write_markdown(results, path):
     out.append("")
     out.append("Provenance tags: [C] the paper's claim (confirmed from its abstract/talks); "
                "[D] derived or reconstructed in theorylab's spec, not the paper's statement.")
-    out += ["", "| check | verdict | tag | time (s) |", "|---|---|---|---|"]
+    out += ["", "Times include the shared training runs, charged to the first check of a "
+            "regime that needs them.", "", "| check | verdict | tag | time (s) |",
+            "|---|---|---|---|"]
     out += [f"| {r.check.id} | **{r.verdict}** | {r.check.provenance} | {r.seconds:.1f} |"
             for r in results]
     base = os.path.dirname(os.path.abspath(path))
@@ -220,7 +227,7 @@ def write_markdown(results, path):
             for c in r.criteria:
                 kind = " (precondition)" if c.criterion.kind == "precondition" else ""
                 out.append(f"| `{c.criterion.describe()}`{kind} | {c.summary()} | {c.status} | "
-                           f"{c.criterion.reason} |")
+                           f"{_cell(c.criterion.reason)} |")
         if r.error:
             out += ["", "```", r.error.strip(), "```"]
         if r.check.notes:

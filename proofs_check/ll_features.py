@@ -1,4 +1,4 @@
-"""Li & Li (ICLR 2025): standard training learns the non-robust feature, adversarial training the robust one.
+"""Li & Li (ICLR 2025): standard training learns the non-robust feature, AT the robust one.
 
 Model, data and algorithm are theorylab's reconstruction (spec ``robust_features.md``
 variant A: l_inf threat, s-sparse robust u_k, dense non-robust v_k, one robust
@@ -10,8 +10,6 @@ and the race ratio n_nonrobust beta^q / alpha^q are our derivations [D]
 
 from __future__ import annotations
 
-import numpy as np
-
 from theorylab.attacks_patches import erasure_threshold
 from theorylab.training_patches import logit_decomposition
 
@@ -20,7 +18,7 @@ from .ll_pipeline import (BASE, PAPER, adversarial_run, learning_curves, pgd_acc
                           standard_run, structured)
 
 _QUICK = dict(BASE)
-_FULL = dict(BASE, n_train=512, n_test=1000, T_std=400, T_adv=900, eps_ramp=300, pgd_steps=20)
+_FULL = dict(BASE, n_train=512, n_test=1000, T_std=400, pgd_steps=20)
 
 
 def _curve(model, run, p, seed, factors, unit=None):

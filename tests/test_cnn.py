@@ -347,3 +347,18 @@ def test_training_attack_matches_generic_fgm_and_a_numpy_pgd(problem):
     silent = SmoothedReLUCNN(3, 4, 7, W=np.zeros((3, 4, 7)))
     for norm in (np.inf, 2.0):
         np.testing.assert_array_equal(adversarial_examples(silent, X, y, 0.1, norm, steps=2), X)
+
+
+def test_l2_adversarial_training_logs_robust_accuracy_and_ramps(trained, capsys):
+    world, _, _ = trained
+    m = SmoothedReLUCNN(3, 6, 64, seed=2)
+    hist = train(m, world, steps=4, n_train=32, eval_size=20, adversarial="fgm", norm="l2",
+                 eps=0.5, eps_ramp=4, eval_eps=0.3, log_every=2, progress=True, seed=1)
+    assert hist.config["norm"] == "l2"
+    np.testing.assert_allclose(hist["eps"], [0.0, 0.25, 0.5])  # steps 0, 2 and the end
+    for key in ("robust_accuracy", "structured_accuracy", "gamma_u_cross", "logit_noise"):
+        assert np.isfinite(hist[key]).all()
+    assert "adversarial" in capsys.readouterr().err  # the tqdm bar, only when asked
+    quiet = train(SmoothedReLUCNN(3, 6, 64, seed=2), world, steps=1, n_train=8, eval_size=4)
+    assert np.isnan(quiet.final["robust_accuracy"])  # no eval_eps: not measured, not faked
+    assert "standard" not in capsys.readouterr().err

@@ -153,7 +153,8 @@ def test_structured_curve_fast_path_matches_the_generic_one():
     S = w.sample(60, 4)
     # Filters aligned with v_k (so that the attack matters) and a little noise.
     W = np.stack([np.stack([w.V[k] * 2, 0 * w.U[k]]) for k in range(w.K)])
-    model = SmoothedReLUCNN(w.K, 2, w.d, W=W + 0.05 * np.random.default_rng(0).standard_normal(W.shape))
+    noise = 0.05 * np.random.default_rng(0).standard_normal(W.shape)
+    model = SmoothedReLUCNN(w.K, 2, w.d, W=W + noise)
     grid = np.linspace(0.02, 0.4, 12)
     for norm in ("linf", "l2"):
         fast = structured_curve(model, w, S, grid * (1 if norm == "linf" else 8), norm)

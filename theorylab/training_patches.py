@@ -138,7 +138,8 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     norm : {"linf", "l2"}, optional
         Threat norm; default ``world.threat``.
     pgd_steps, pgd_step_size, random_start :
-        Inner PGD settings (step default 2.5 eps / steps, as in the pilot).
+        Inner PGD settings (step default 2.5 eps / steps, as in the pilot; the
+        last iterate is used, see :func:`adversarial_examples`).
     eps_ramp : int, default 0
         Ramp the radius linearly from 0 to ``eps`` over this many steps.
     log_every : int, optional
@@ -151,7 +152,7 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         a random start, plus the structured attack); not logged when None.
     seed : int, SeedSequence or Generator, default 0
         One seed for the run: training set, held-out set and attack starts are
-        independent child streams.  Same seed, same training set, so a warm
+        independent child streams.  Same int seed, same training set, so a warm
         start from a standard run with the same seed sees the same data.
     progress : bool, default False
         Show a tqdm bar.
@@ -234,7 +235,8 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc=adversarial or "standard", unit="step")
+        bar = tqdm(total=steps, unit="step",
+                   desc=f"adversarial ({adversarial})" if adversarial else "standard")
     try:
         for t in range(steps):
             eps_t = eps * min(1.0, t / eps_ramp) if eps_ramp else eps

@@ -101,7 +101,9 @@ class SmoothedReLUCNN:
         if arr.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
         if arr.dtype.kind not in "iu":
-            if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            integral = (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
+                        and np.all(arr == np.round(arr)))
+            if not integral:
                 raise ValueError(f"{name} must contain integer class labels, got dtype {arr.dtype}")
         if arr.size and (arr.min() < 0 or arr.max() >= self.K):
             raise ValueError(f"{name} must contain labels in [0, {self.K - 1}]")

@@ -220,7 +220,8 @@ class RobustNonRobustPatches:
         if np.dtype(dtype).name not in ("float64", "float32"):
             raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
         y = rng.integers(0, self.K, size=n)
-        order = np.argsort(rng.random((n, self.P)), axis=1, kind="stable")  # a random permutation per row
+        # A uniformly random permutation of the patches per sample.
+        order = np.argsort(rng.random((n, self.P)), axis=1, kind="stable")
         X = rng.standard_normal((n, self.P, self.d))
         X *= self.noise / np.sqrt(self.d)
         rows = np.arange(n)

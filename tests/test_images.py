@@ -217,3 +217,23 @@ def test_single_threaded_restores_the_thread_count():
             assert numba.get_num_threads() == 1
             raise RuntimeError
     assert numba.get_num_threads() == top
+
+
+def test_experiments_run_on_a_cifar10_directory(tmp_path):
+    # The same measurements on colour images from the on-disk CIFAR-10 format.
+    import pickle
+
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        obj = {b"data": rng.integers(0, 256, (40, 3072), dtype=np.uint8),
+               b"labels": rng.integers(0, 10, 40).tolist()}
+        with open(tmp_path / name, "wb") as fh:
+            pickle.dump(obj, fh, protocol=2)
+    params = dict(_TINY, dataset="cifar10", data_path=str(tmp_path), n_train=150, n_probe=10,
+                  patch=8, steps=5, adv_steps=3, dr_steps=3, nr_steps=2)
+    a = images.purification_experiment(params, seed=0)
+    assert a["arrays"]["W_clean"].shape == (8, 3072) and a["arrays"]["image_shape"] == (32, 32, 3)
+    r = images.robust_nonrobust_experiment(params, seed=0)
+    assert r["arrays"]["cnn_weights"]["W_clean"].shape == (10 * 2, 8 * 8 * 3)
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 directory not found.*none"):
+        images.purification_experiment(dict(params, data_path=str(tmp_path / "none")))

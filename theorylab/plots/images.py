@@ -165,13 +165,12 @@ def dataset_examples(examples, *, n=8):
     return fig
 
 
-def main(argv=None):
-    """Regenerate ``img_*.png`` into a directory (default ``figures/``); return the paths."""
+def main(outdir="figures"):
+    """Regenerate ``img_*.png`` into ``outdir`` and return the paths."""
     from theorylab.images import (REGIMES, low_rank_experiment, purification_experiment,
                                   robust_nonrobust_experiment)
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    outdir = argv[0] if argv else "figures"
+    outdir = os.fspath(outdir)
     os.makedirs(outdir, exist_ok=True)
     written = []
 
@@ -209,4 +208,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])

@@ -90,6 +90,8 @@ PIPE = {"experiment": {"kind": "pipeline"}}
     (dict(PIPE, axes={"d": [8, 8]}), "duplicated"),
     (dict(PIPE, axes={}), "[axes]"),
     ({"experiment": {"kind": "nope"}, "axes": {"d": [8]}}, "experiment.kind"),
+    ({"experiment": {"kind": "pipeline", "warm": ["gpu"]}, "axes": {"d": [8]}},
+     "experiment.warm"),
     (dict(PIPE, axes={"d": [8]}, axis={"k": [1]}), "unknown table"),
     (dict(PIPE, axes={"d": [8]}, fixed={"d": 8}), "both in [axes] and in [fixed]"),
     (dict(PIPE, axes={"d": [8]}, sweep={"seeds": 0}), "sweep.seeds"),

@@ -48,8 +48,10 @@ def test_cluster_is_on_loopback(cluster):
 
 def test_killed_worker_does_not_lose_its_cell(cluster, tmp_path):
     # Cell d=2 kills its worker process (os._exit) on its first run; the scheduler
-    # re-runs the task on a live worker and every cell completes.
-    spec = parse_spec({"experiment": {"kind": "callable", "function": f"{MODULE}:die"},
+    # re-runs the task on a live worker and every cell completes.  (warm: the driver has
+    # one worker per host fill the Numba cache first.)
+    spec = parse_spec({"experiment": {"kind": "callable", "function": f"{MODULE}:die",
+                                      "warm": ["linear"]},
                        "axes": {"d": [0, 1, 2, 3, 4, 5]},
                        "fixed": {"dir": str(tmp_path), "victim": 2}})
     res = str(tmp_path / "r.sqlite")

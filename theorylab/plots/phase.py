@@ -17,9 +17,10 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 __all__ = ["phase_records", "group_records", "tau50_fits", "robust_accuracy_heatmaps",
-           "tau50_figure", "phase_figures", "FAMILY_STYLE"]
+           "tau50_figure", "theory_slopes", "phase_figures", "FAMILY_STYLE"]
 
 # family -> (label, colour, line style)
 FAMILY_STYLE = {"clean": ("clean network", "tab:red", "-"),
@@ -179,11 +180,26 @@ def robust_accuracy_heatmaps(records, *, x="d", families=None, title=None):
                 ax.set_ylabel(f"{x}\n({label})" if label != "all" else x, fontsize=8)
             if i == 0:
                 ax.set_title(_label(f), fontsize=9)
-    fig.subplots_adjust(left=0.1, right=0.88, bottom=0.12, top=0.88, wspace=0.25, hspace=0.35)
-    cax = fig.add_axes([0.9, 0.15, 0.015, 0.7])
+    top = 1.0 - 0.75 / fig.get_figheight()  # room for the title above the panel titles
+    fig.subplots_adjust(left=0.1, right=0.88, bottom=0.12, top=top, wspace=0.25, hspace=0.35)
+    cax = fig.add_axes([0.9, 0.15, 0.015, top - 0.18])
     fig.colorbar(mesh, cax=cax).set_label("robust accuracy (mean over seeds)", fontsize=8)
-    fig.suptitle(title or "robust accuracy; dots: tau50", fontsize=10)
+    fig.suptitle((title + ": " if title else "") + "robust accuracy over (d, radius); "
+                 "dots: tau50 (geometric mean over seeds)", fontsize=10)
     return fig
+
+
+def theory_slopes(norm):
+    """Exponents of tau50 in d at fixed k derived in the spec (section 3.3), by norm.
+
+    The linear rule fails at sqrt(k/d) in l2 and sqrt(k)/d in linf; the
+    purified network at a radius that does not depend on d.
+    """
+    if str(norm) in ("2", "2.0", "l2"):
+        return {"linear": -0.5, "oracle": 0.0}
+    if str(norm) in ("inf", "linf"):
+        return {"linear": -1.0, "oracle": 0.0}
+    return {}
 
 
 def tau50_figure(records, *, x="d", families=None, title=None, predicted=None):
@@ -192,15 +208,20 @@ def tau50_figure(records, *, x="d", families=None, title=None, predicted=None):
     Parameters
     ----------
     predicted : dict, optional
-        ``{family: slope}`` derived by the theory, shown beside the fit.
+        ``{family: slope}`` derived by the theory, shown beside the fit; by
+        default :func:`theory_slopes` of the cells' ``norm`` when ``x`` is ``d``.
     """
     fams = _families(records, families)
     groups = group_records(records, x)
     fits = tau50_fits(records, x=x, families=fams)
     fig = Figure(figsize=(5.0 * len(groups), 4.0))
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    user_predicted = predicted
     for ax, (label, recs) in zip(axes, groups.items()):
         xs = sorted({r["params"][x] for r in recs})
+        predicted = user_predicted
+        if predicted is None and x == "d":
+            predicted = theory_slopes(recs[0]["params"].get("norm", "inf"))
         for f in fams:
             name, color, ls = FAMILY_STYLE.get(f, (f, None, "-"))
             pts = [(r["params"][x], r["metrics"].get(f"tau50_{f}")) for r in recs]
@@ -225,6 +246,12 @@ def tau50_figure(records, *, x="d", families=None, title=None, predicted=None):
                         color=line.get_color(), lw=0.6, alpha=0.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(xs)
+        ax.set_xticklabels([str(v) for v in xs])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(x)
         ax.set_ylabel("tau50 (robust accuracy 1/2)")
         ax.set_title(label if label != "all" else "", fontsize=9)

@@ -146,7 +146,9 @@ def run_processes(tasks, *, workers=None, warm=None, max_attempts=3, **_):
         if broken is not None and not running:
             idle_breaks += 1  # the pool broke with no cell running: workers die at start
             if idle_breaks >= max_attempts:
-                raise RuntimeError(f"worker processes die before running any cell: {broken}")
+                raise RuntimeError(
+                    f"worker processes die before running any cell ({broken}); a script that "
+                    "runs a sweep on processes needs the `if __name__ == '__main__':` guard")
         for t in running.values():  # in flight when the pool broke
             n = attempts[t["key"]] = attempts.get(t["key"], 0) + 1
             if n >= max_attempts:

@@ -253,15 +253,20 @@ def versions():
 
 
 def _limits(numba_threads):
-    """Context: one BLAS thread (bits must not depend on a BLAS thread count)."""
+    """Context: one BLAS thread, and ``numba_threads`` Numba threads if given.
+
+    Bits must not depend on a BLAS thread count; in worker processes the
+    environment already says 1, this also covers workers started by others.
+    """
     import contextlib
 
     stack = contextlib.ExitStack()
     try:
         from threadpoolctl import threadpool_limits
-    except ImportError:  # env variables set by the backend do the same for new processes
-        return stack
-    stack.enter_context(threadpool_limits(1, user_api="blas"))
+    except ImportError:  # the backends' environment variables do it for new processes
+        pass
+    else:
+        stack.enter_context(threadpool_limits(1, user_api="blas"))
     if numba_threads:
         import numba
 

@@ -284,9 +284,12 @@ def _parse_experiment(e):
         f = e.get("function")
         if not (isinstance(f, str) and f.count(":") == 1 and all(f.split(":"))):
             raise ValueError(f"experiment.function must be 'package.module:function', got {f!r}")
-    if "warm" in e and not (isinstance(e["warm"], list)
-                            and all(isinstance(w, str) for w in e["warm"])):
-        raise ValueError("experiment.warm must be a list of kernel family names")
+    if "warm" in e:
+        from .warm import FAMILIES
+
+        if not (isinstance(e["warm"], list) and set(e["warm"]) <= set(FAMILIES)):
+            raise ValueError(f"experiment.warm must be a list of kernel families from "
+                             f"{list(FAMILIES)}, got {e['warm']!r}")
     return e
 
 

@@ -98,6 +98,8 @@ PIPE = {"experiment": {"kind": "pipeline"}}
     (dict(PIPE, axes={"d": [8]}, fixed=dict(TINY_PIPELINE, dd=3)), "unknown parameter"),
     (dict(PIPE, axes={"d": [8]}, fixed={"k": 2, "eps_train": 0.1}), "radii"),
     (dict(PIPE, axes={"d": [8]}, fixed=dict(TINY_PIPELINE, radii=[0.3, 0.1])), "radii"),
+    (dict(PIPE, axes={"d": [8, 1]}, fixed=TINY_PIPELINE), "k must be in [1, d=1]"),
+    (dict(PIPE, axes={"d": [8]}, fixed=dict(TINY_PIPELINE, T=0)), "T must be"),
     ({"experiment": {"kind": "callable", "function": "no_such_module:f"}, "axes": {"d": [1]}},
      "experiment.function"),
     ({"experiment": {"kind": "check", "check": "fp.no_such_check"}, "axes": {"d": [64]}},
@@ -186,6 +188,14 @@ def test_results_of_another_experiment_are_refused(tmp_path, helpers):
                         "axes": {"d": [1]}})
     with pytest.raises(ValueError, match="holds experiment"):
         run_sweep(other, results=res)
+    # Two drivers on one results file would run the same cells twice.
+    import fcntl
+
+    with open(res + ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="another sweep"):
+            run_sweep(toy_spec([1, 2]), results=res)
+    assert run_sweep(toy_spec([1, 2]), results=res)["ran"] == 1
 
 
 def _children(pid):

@@ -80,6 +80,15 @@ def validate_params(spec):
                                  f"numbers, got {r!r}")
             if str(p["norm"]) not in ("2", "inf"):
                 raise ValueError(f"pipeline: norm must be '2' or 'inf', got {p['norm']!r}")
+            for n in ("d", "T", "T_adv", "batch", "n_test", "pgd_steps", "width_mult"):
+                v = p[n]
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise ValueError(f"pipeline: {n} must be an integer >= 1, got {v!r}")
+            if not (isinstance(p["k"], (int, float)) and 1 <= p["k"] <= p["d"]):
+                raise ValueError(f"pipeline: k must be in [1, d={p['d']}], got {p['k']!r}")
+            if p["eps_train"] is not None and not (isinstance(p["eps_train"], (int, float))
+                                                   and p["eps_train"] >= 0):
+                raise ValueError(f"pipeline: eps_train must be >= 0, got {p['eps_train']!r}")
     elif kind == "check":
         import proofs_check
 

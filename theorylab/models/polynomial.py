@@ -182,8 +182,8 @@ class PolynomialClassifier(BinaryModel):
             return value, np.append(grad.ravel(), slope.mean())
 
         theta, info = lbfgs(fun, np.append(self.C.ravel(), self.b), max_iter=max_iter, tol=tol)
-        self.C, self.b, self._crit = np.ascontiguousarray(theta[:-1].reshape(shape)), \
-            float(theta[-1]), None
+        self.C = np.ascontiguousarray(theta[:-1].reshape(shape))
+        self.b, self._crit = float(theta[-1]), None  # critical points depend on C
         self.fit_info = {"solver": solver, "l2": l2, **info}
         return self
 
@@ -204,8 +204,11 @@ class PolynomialClassifier(BinaryModel):
         return self._scores_grad(X, False)[0]
 
     def _loss_grad(self, X, y):
-        f = self._scores(X)
-        loss, slope = logistic(f, y)
+        if self.form == "kernel":  # scores and d f/dx in one pass over the support set
+            f, G = self._scores_grad(X, True, np.ones(X.shape[0]))
+            loss, slope = logistic(f, y)
+            return loss, G * slope[:, None]
+        loss, slope = logistic(self._scores(X), y)
         return loss, self._scores_grad(X, True, slope)[1]
 
     def input_gradient_of_score(self, X):

@@ -10,9 +10,10 @@ Robust accuracy is measured as strongly as each model allows:
 
 * exact worst case when the model certifies it (linear models in any norm;
   separable polynomials with M = I in linf);
-* the purified network with M = I in linf: the dense-direction attack, which is
-  exact there (each neuron's output is non-decreasing in its own coordinate
-  times w*_j, so the worst point of the box is x - y tau w*);
+* the purified network with M = I in linf (:class:`PurifiedSeparable`): the
+  dense-direction attack, which is exact there (each neuron's output is
+  non-decreasing in its own coordinate times w*_j, so the worst point of the
+  box is x - y tau w*);
 * otherwise PGD *and* the dense-direction attack (a point survives only if it
   survives both), as the fp checks do.
 """
@@ -24,10 +25,11 @@ import numpy as np
 from theorylab import attacks
 from theorylab.models import (LinearClassifier, NTKClassifier, PolynomialClassifier,
                               TwoLayerReLU)
+from theorylab.models._base import BinaryModel
 from theorylab.worlds import SparseCoding
 
 __all__ = ["LEARNERS", "build", "soft_threshold_q", "robust_correct", "robust_curve",
-           "IdentityWorld",
+           "IdentityWorld", "PurifiedSeparable",
            "purified_worst_margins", "reference", "child_seed", "loglog_slope", "tau50_bisect"]
 
 LEARNERS = ("linear", "linear_oracle", "separable", "poly_kernel", "poly_oracle", "poly_soft",
@@ -82,13 +84,40 @@ def build(name, world, train, *, degree=3, m=256, n_kernel=2000, seed=0, reg=1e-
             Xk, yk, reg=reg)
     if name == "ntk_analytic":
         return NTKClassifier.analytic(world.d).fit(Xk, yk, reg=reg)
-    return TwoLayerReLU.purified(world)  # the broken "baseline" of the mutation tests
+    # The broken "baseline" of the mutation tests: the purified network in disguise.
+    if world.identity:
+        return PurifiedSeparable(world.w_star)
+    return TwoLayerReLU.purified(world)
 
 
-def _is_separable_purified(model, world, p):
-    return (isinstance(model, TwoLayerReLU) and model.M is None and world is not None
-            and world.identity and p == np.inf and model.m == world.d
-            and np.array_equal(np.abs(model.W), np.eye(world.d)))
+class PurifiedSeparable(BinaryModel):
+    """The purified network of an identity-dictionary world, evaluated in O(N d).
+
+    f(x) = sum_j sign(u_j) (|u_j| - c)_+, u_j = w*_j x_j: what
+    ``TwoLayerReLU.purified(world, c=c)`` computes with a d x d weight matrix.
+    Its linf worst case is certified: each term is non-decreasing in w*_j x_j,
+    so the minimum over the box is at x - y eps w* (:func:`purified_worst_margins`).
+    """
+
+    kind = "PurifiedSeparable"
+
+    def __init__(self, w_star, c=0.5):
+        self.w_star = np.asarray(w_star, dtype=np.float64)
+        self.d, self.dtype, self.c = self.w_star.size, np.float64, float(c)
+
+    def _scores(self, X):
+        U = X * self.w_star
+        return np.sum(np.sign(U) * np.maximum(np.abs(U) - self.c, 0.0), axis=1)
+
+    def _loss_grad(self, X, y):
+        from theorylab._kernels.relu_net import logistic
+        loss, slope = logistic(self._scores(X), y)
+        return loss, slope[:, None] * self.w_star * (np.abs(X * self.w_star) > self.c)
+
+    def exact_robust_correct(self, X, y, eps, p):
+        if p != np.inf:
+            raise ValueError("certified only in linf")
+        return purified_worst_margins(X, y, self.w_star, eps, self.c) > 0
 
 
 def robust_correct(model, X, y, eps, norm, world=None, *, pgd_steps=10):
@@ -101,13 +130,10 @@ def robust_correct(model, X, y, eps, norm, world=None, *, pgd_steps=10):
             return np.asarray(model.exact_robust_correct(X, y, eps, p))
         except ValueError:  # not certifiable in this norm / dictionary: attack it
             pass
-    dense = None
-    if world is not None:
-        dense = model.margins(X + attacks.dense_direction(world, y, eps, p), y) > 0
-        if _is_separable_purified(model, world, p):
-            return dense  # exact, see the module docstring
     ok = model.margins(X + attacks.pgd(model, X, y, eps, p, steps=pgd_steps), y) > 0
-    return ok if dense is None else ok & dense
+    if world is not None:
+        ok &= model.margins(X + attacks.dense_direction(world, y, eps, p), y) > 0
+    return ok
 
 
 def robust_curve(model, X, y, grid, norm, world=None, *, pgd_steps=10):
@@ -144,7 +170,7 @@ def reference(seed, params):
         return run.world, run.adv, run.test
     world = SparseCoding(params["d"], params["k"], noise=params.get("noise", 0.05),
                          seed=child_seed(seed, "world"))
-    return world, TwoLayerReLU.purified(world, c=params.get("c1", 0.5)), world.sample(
+    return world, PurifiedSeparable(world.w_star, c=params.get("c1", 0.5)), world.sample(
         params.get("n_test", 1000), child_seed(seed, "test"))
 
 
@@ -201,6 +227,7 @@ class IdentityWorld:
     """
 
     identity = True
+    M = None  # never materialised
 
     def __init__(self, d, k, *, noise=0.05, seed=0):
         self.d, self.k, self.noise = int(d), float(k), float(noise)
@@ -210,10 +237,6 @@ class IdentityWorld:
     def label_direction(self):
         return self.w_star
 
-    @property
-    def M(self):
-        """The identity, materialised on demand (only the purified network needs it)."""
-        return np.eye(self.d)
 
     def sample(self, n, seed):
         from theorylab.worlds.sparse_coding import Sample

@@ -33,8 +33,8 @@ def _one_numba_thread():
 SAME = dict(reference="purified", d=64, k=4, noise=0.05, c1=0.5, n_test=400,
             grid=[0.01, 0.02, 0.04, 0.06, 0.08], bisect=2, n_eval=400, n_pgd=100, pgd_steps=5,
             pgd_steps_learners=5, n_train=500, n_kernel=300, m_ntk=32, degree=3,
-            learners=("linear",), scale_up=4, poly_learners=("poly_oracle",), poly_ds=(512,),
-            n_poly=200)
+            learners=("linear",), scale_up=4, poly_learners=("poly_oracle",), poly_ds=(65536,),
+            n_poly=100)
 TINY = {
     "lb.same_radius_linf": (SAME, {"learners": ("purified",)}),
     "lb.same_radius_poly_linf": (SAME, {"poly_learners": ("purified",)}),
@@ -103,6 +103,13 @@ def test_dense_attack_is_exact_for_the_purified_network_and_the_fast_evaluator_a
         delta = attacks.dense_direction(w, s.y, eps, "inf")
         np.testing.assert_allclose(lb.purified_worst_margins(s.X, s.y, w.w_star, eps, 0.5),
                                    s.y * net.decision_function(s.X + delta), atol=1e-12)
+    fast = lb.PurifiedSeparable(w.w_star)
+    np.testing.assert_allclose(fast.decision_function(s.X), net.decision_function(s.X),
+                               atol=1e-12)
+    np.testing.assert_allclose(fast.input_gradient(s.X, s.y), net.input_gradient(s.X, s.y),
+                               atol=1e-12)
+    assert np.mean(fast.exact_robust_correct(s.X, s.y, 0.15, np.inf)) == \
+        attacks.robust_accuracy(net, s.X, s.y, 0.15, "inf", "dense", world=w)
 
 
 def test_identity_world_has_the_sparse_coding_law():

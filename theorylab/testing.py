@@ -328,11 +328,15 @@ def patch_inputs(draw, model, *, max_n=5, max_P=4, max_abs=1e3):
 
 
 @st.composite
-def linear_models(draw, d=None, *, max_d=16, max_weight=1e3, intercept=True):
-    """:class:`~theorylab.models.LinearClassifier` with drawn w (may be zero) and b."""
+def linear_models(draw, d=None, *, max_d=16, max_weight=1e3, intercept=True, min_abs=0.0):
+    """:class:`~theorylab.models.LinearClassifier` with drawn w (may be zero) and b.
+
+    With ``min_abs`` > 0 every entry of w (and b) is 0 or at least ``min_abs`` in magnitude.
+    """
     d = draw(sizes(1, max_d)) if d is None else d
-    w = draw(hnp.arrays(np.float64, (d,), elements=finite_floats(max_weight)))
-    b = draw(finite_floats(max_weight)) if intercept else 0.0
+    el = finite_floats(max_weight, min_abs=min_abs)
+    w = draw(hnp.arrays(np.float64, (d,), elements=el))
+    b = draw(el) if intercept else 0.0
     return LinearClassifier(d, w=w, b=b)
 
 
@@ -390,7 +394,7 @@ def ntk_models(draw, d=None, *, max_d=8, forms=("empirical", "analytic"), max_m=
 # -- settings profiles -------------------------------------------------------------
 
 #: Examples per property in each profile registered by :func:`register_profiles`.
-PROFILE_EXAMPLES = {"dev": 15, "ci": 30, "thorough": 1000}
+PROFILE_EXAMPLES = {"dev": 15, "ci": 50, "thorough": 1000}
 
 
 def register_profiles(ci_examples=None, thorough_examples=None):

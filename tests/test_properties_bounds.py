@@ -75,7 +75,7 @@ def test_every_linear_rule_obeys_the_markov_robustness_bound(world, data, target
     assert bound == pytest.approx(min(1.0, (k * m2 + sigma ** 2) / (d * tau ** 2)), rel=1e-12)
     # Tie resampling conditions on <w*, z> != 0: E[<u, x>^2 | S != 0] <= E<u, x>^2 / P(S != 0).
     p_max = min(1.0, bound / (1.0 - p0))
-    n = 2000
+    n = 1000  # the binomial slack below is exact for any n; 1000 keeps d = 512 cheap
     s = world.sample(n, seed)
     robust = LinearClassifier(d, w=w).exact_robust_correct(s.X, s.y, tau, 2)
     # If the true robust accuracy is <= p_max, the count is stochastically below
@@ -98,9 +98,10 @@ def test_small_margins_are_below_the_explicit_anticoncentration_bound(d, data):
     assert abs(probs.sum() - 1.0) < 1e-12 and np.all(probs >= 0)
 
 
-@given(world=tt.worlds(max_d=512, codes=("pm1",), noise=st.just(0.0)), seed=tt.seeds(),
-       t=st.sampled_from((0, 1, 2, 3)))
+@given(world=tt.worlds(max_d=512, codes=("pm1",), noise=st.just(0.0),
+                      dictionaries=("identity",)), seed=tt.seeds(), t=st.sampled_from((0, 1, 2, 3)))
 def test_world_margins_follow_the_exact_law(world, seed, t):
+    # (The dictionary does not touch z or the labels; identity skips an n x d x d GEMM.)
     # The sampler's margins <w*, z> against theory's exact conditioned law: the count of
     # |S| <= t among n draws must lie in the central 1 - 1e-9 range of Bin(n, p).
     n = 3000

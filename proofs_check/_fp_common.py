@@ -112,15 +112,23 @@ def nearest_index(grid, eps):
     return int(np.argmin(np.abs(np.asarray(grid) - eps)))
 
 
+_SHARED = {}  # curves of models that depend only on the clean stage, across runs
+
+
 def evaluated(run, params):
-    """Robustness curves of the clean, adversarial, oracle and linear models (memoised)."""
-    key = ("curves", tuple(params["grid"]), params["pgd_steps"])
+    """Robustness curves of the clean, adversarial, oracle and linear models (memoised).
+
+    Clean, oracle and linear curves depend only on the clean stage, the dictionary and the
+    test set, so runs that differ only in adversarial training (e.g. eps_train = 0 in the
+    mutation tests) share them.
+    """
+    key = ("curves", tuple(params["grid"]), params["pgd_steps"], str(params["norm"]))
     if key not in run.cache:
-        lin, lin_clean = linear_rule_curve(run, params)
-        run.cache[key] = {
-            "clean": curves(run.clean, run, params),
-            "adv": curves(run.adv, run, params),
-            "oracle": curves(run.oracle, run, params),
-            "linear": {"worst": lin, "clean": lin_clean},
-        }
+        skey = run.shared_key + key
+        if skey not in _SHARED:
+            lin, lin_clean = linear_rule_curve(run, params)
+            _SHARED[skey] = {"clean": curves(run.clean, run, params),
+                             "oracle": curves(run.oracle, run, params),
+                             "linear": {"worst": lin, "clean": lin_clean}}
+        run.cache[key] = dict(_SHARED[skey], adv=curves(run.adv, run, params))
     return run.cache[key]

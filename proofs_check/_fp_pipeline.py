@@ -53,6 +53,7 @@ class FPRun:
     adv_history: object
     seconds: float
     cache: dict = field(default_factory=dict)  # evaluations shared by checks
+    shared_key: tuple = ()  # identifies the clean network and world (shared evaluations)
 
 
 def _key(params, seed, keys):
@@ -64,7 +65,8 @@ def _seeds(seed):
     return np.random.SeedSequence([seed, 0x5EED]).spawn(5)
 
 
-def _clean_stage(seed, p):
+def clean_stage(seed, p):
+    """The clean network in the identity basis (memoised): (model, world, history, seconds)."""
     key = _key(p, seed, _CLEAN_KEYS)
     if key not in _CLEAN:
         t0 = time.perf_counter()
@@ -83,7 +85,7 @@ def _clean_stage(seed, p):
                      schedule=schedule, seed=s_clean)
         if broken_c is None:
             clean.c = p["c1"]
-        _CLEAN[key] = (clean, hist, time.perf_counter() - t0)
+        _CLEAN[key] = (clean, world, hist, time.perf_counter() - t0)
     return _CLEAN[key]
 
 
@@ -103,7 +105,7 @@ def fp_run(seed, params):
     key = _key(p, seed, _CLEAN_KEYS + _ADV_KEYS)
     if key in _RUNS:
         return _RUNS[key]
-    clean_id, h_clean, t_clean = _clean_stage(seed, p)
+    clean_id, _, h_clean, t_clean = clean_stage(seed, p)
     t0 = time.perf_counter()
     s_world, _, _, s_adv, s_test = _seeds(seed)
     world = SparseCoding(p["d"], p["k"], noise=p.get("noise", 0.05), codes=p.get("codes", "pm1"),
@@ -116,7 +118,8 @@ def fp_run(seed, params):
     oracle = TwoLayerReLU.purified(world, c=p["c1"])
     test = world.sample(p.get("n_test", 1000), s_test)
     run = FPRun(world, clean, adv, oracle, test, h_clean, h_adv,
-                t_clean + time.perf_counter() - t0)
+                t_clean + time.perf_counter() - t0,
+                shared_key=_key(p, seed, _CLEAN_KEYS + ("dictionary", "n_test")))
     _RUNS[key] = run
     return run
 

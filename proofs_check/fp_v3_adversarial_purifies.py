@@ -42,8 +42,10 @@ def run(seed, params):
         "alignment_clean": al0,
         "alignment_adv": al1,
         "alignment_kept": al1 / al0,
-        "extra": {"grid": params["grid"], "norm": str(params["norm"]), "curves": {k: ev[k]["worst"] for k in ev},
-                  "ratio_before": before["dense_ratio"], "ratio_after": after["dense_ratio"]},
+        "extra": {"grid": params["grid"], "norm": str(params["norm"]),
+                  "curves": {k: ev[k]["worst"] for k in ev},
+                  "ratio_before": before["dense_ratio"], "ratio_after": after["dense_ratio"],
+                  "C_clean": r.clean.coefficients(), "C_adv": r.adv.coefficients()},
     }
 
 
@@ -53,13 +55,17 @@ def figure(results):
     from theorylab.plots.fp import dense_ratio_histograms, robustness_curves
 
     ex = [r["extra"] for r in results]
-    fig = Figure(figsize=(10, 3.6))
-    a1, a2 = fig.subplots(1, 2)
+    fig = Figure(figsize=(10, 7.4))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
+    a1, a2 = top.subplots(1, 2)
     curves = {k: [e["curves"][k] for e in ex] for k in ("clean", "adv", "oracle", "linear")}
     robustness_curves(ex[0]["grid"], curves, norm=ex[0]["norm"], ax=a1,
                       title="worst of PGD-20 and dense attack (median, min-max over seeds)")
     dense_ratio_histograms(ex[0]["ratio_before"], ex[0]["ratio_after"], ax=a2)
     a2.set_title("dense ratio per neuron (seed 0)", fontsize=9)
+    from theorylab.plots.fp import weight_heatmaps
+
+    weight_heatmaps(ex[0]["C_clean"], ex[0]["C_adv"], fig=bottom)
     return fig
 
 

@@ -39,6 +39,12 @@ def robustness_curves(grid, curves, *, norm="l2", ax=None, title=None, band=None
         if acc.shape[0] > 1:
             ax.fill_between(grid, acc.min(0), acc.max(0), color=color, alpha=0.15, lw=0)
     ax.set_xscale("log")
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    # Labels on 1-2-5 decades only: log minor labels (2e-1, 3e-1, ...) collide.
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"radius ({norm})")
     ax.set_ylabel("robust accuracy")
@@ -62,9 +68,13 @@ def _sorted_coefficients(C):
     return A / A.max(axis=1, keepdims=True)
 
 
-def weight_heatmaps(C_before, C_after, *, titles=("clean training", "after FGM adversarial training")):
-    """|<w_i, M_j>| / max_j for each neuron, before and after adversarial training."""
-    fig = Figure(figsize=(9, 4))
+def weight_heatmaps(C_before, C_after, *, titles=("clean training",
+                                                  "after FGM adversarial training"), fig=None):
+    """|<w_i, M_j>| / max_j for each neuron, before and after adversarial training.
+
+    ``fig`` may be a Figure or SubFigure to draw into (default: a new Figure).
+    """
+    fig = Figure(figsize=(9, 4)) if fig is None else fig
     axes = fig.subplots(1, 2)
     for ax, C, title in zip(axes, (C_before, C_after), titles):
         im = ax.imshow(_sorted_coefficients(np.asarray(C)), aspect="auto", cmap="magma",

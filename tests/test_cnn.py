@@ -152,7 +152,9 @@ def test_kernels_give_same_bits_for_any_thread_count():
             numba.set_num_threads(t)
             out.append([*k.loss_and_weight_gradient(X, y, W, 3, 0.5),
                         *k.loss_and_input_gradient(X, y, W, 3, 0.5),
-                        k.patch_scores(X, W, 3, 0.5)])
+                        k.patch_scores(X, W, 3, 0.5),
+                        k.attack(X, y, W, 3, 0.5, np.zeros_like(X), 3, 0.02, 0.05, True),
+                        k.attack(X, y, W, 3, 0.5, np.zeros_like(X), 2, 0.2, 0.3, False)])
     finally:
         numba.set_num_threads(old)
     for a, b in zip(*out):

@@ -84,9 +84,10 @@ def torch_step_fn(torch, X, y, W):
 
 
 def fgsm_step(X, y, W, eps=0.05):
-    G = K.loss_and_input_gradient(X, y, W, Q, RHO)[2]
-    D = K.ascent_step(np.zeros_like(X), G, eps, eps, True)
-    W -= LR * K.loss_and_weight_gradient(X + D, y, W, Q, RHO)[2]
+    # One adversarial-training step as the trainer takes it: the fused one-step attack
+    # kernel, then the GD step on the perturbed points.
+    Xa = K.attack(X, y, W, Q, RHO, np.zeros_like(X), 1, eps, eps, True)
+    W -= LR * K.loss_and_weight_gradient(Xa, y, W, Q, RHO)[2]
 
 
 def _agree(X, y, W):

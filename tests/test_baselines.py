@@ -391,6 +391,23 @@ def test_bad_kernel_fit_calls(data):
         NTKClassifier.analytic(24).features_gates(tr.X)
 
 
+def test_gradient_descent_and_lbfgs_reach_the_same_logistic_regression(data):
+    tr, _ = data
+    a = LinearClassifier(24).fit(tr.X, tr.y, l2=1e-2, solver="lbfgs", tol=1e-10)
+    b = LinearClassifier(24).fit(tr.X, tr.y, l2=1e-2, solver="gd", max_iter=20000, tol=1e-7)
+    # l2 = 1e-2 makes the objective strongly convex, so both find the one minimiser.
+    assert b.fit_info["converged"]
+    np.testing.assert_allclose(b.w, a.w, rtol=1e-4, atol=1e-5)
+    assert abs(b.fit_info["objective"] - a.fit_info["objective"]) < 1e-9
+
+
+def test_kernel_fits_report_their_solver_and_condition(fitted):
+    for name in ("poly_kernel", "ntk", "ntk_analytic"):
+        info = fitted[name].fit_info
+        assert info["method"] == "cholesky" and np.isfinite(info["condition"])
+        assert info["condition"] >= 1.0
+
+
 def test_separable_fit_learns_and_logistic_loss_is_the_models(fitted, data):
     _, te = data
     for name in ("linear", "separable", "poly_kernel_logistic", "ntk", "ntk_analytic"):

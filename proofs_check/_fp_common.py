@@ -115,20 +115,22 @@ def nearest_index(grid, eps):
 _SHARED = {}  # curves of models that depend only on the clean stage, across runs
 
 
-def evaluated(run, params):
-    """Robustness curves of the clean, adversarial, oracle and linear models (memoised).
+def evaluated(run, params, models=("clean", "adv", "oracle", "linear")):
+    """Robustness curves of the requested models (memoised).
 
     Clean, oracle and linear curves depend only on the clean stage, the dictionary and the
-    test set, so runs that differ only in adversarial training (e.g. eps_train = 0 in the
-    mutation tests) share them.
+    test set, so they are shared by every run with the same base (e.g. eps_train = 0 in
+    the mutation tests); the adversarial curve belongs to the run.
     """
     key = ("curves", tuple(params["grid"]), params["pgd_steps"], str(params["norm"]))
-    if key not in run.cache:
-        skey = run.shared_key + key
-        if skey not in _SHARED:
-            lin, lin_clean = linear_rule_curve(run, params)
-            _SHARED[skey] = {"clean": curves(run.clean, run, params),
-                             "oracle": curves(run.oracle, run, params),
-                             "linear": {"worst": lin, "clean": lin_clean}}
-        run.cache[key] = dict(_SHARED[skey], adv=curves(run.adv, run, params))
-    return run.cache[key]
+    out = {}
+    for name in models:
+        store = run.cache if name == "adv" else _SHARED.setdefault(run.shared_key + key, {})
+        if name not in store:
+            if name == "linear":
+                lin, lin_clean = linear_rule_curve(run, params)
+                store[name] = {"worst": lin, "clean": lin_clean}
+            else:
+                store[name] = curves(getattr(run, name), run, params)
+        out[name] = store[name]
+    return out

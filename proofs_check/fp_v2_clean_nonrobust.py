@@ -13,14 +13,14 @@ import numpy as np
 from theorylab import attacks
 
 from ._fp_common import REGIMES, evaluated
-from ._fp_pipeline import fp_run
+from ._fp_pipeline import fp_base
 from ._harness import Check, Criterion, register
 from .fp_v1_clean_features import PAPER
 
 
 def run(seed, params):
-    r = fp_run(seed, params)
-    ev = evaluated(r, params)
+    r = fp_base(seed, params)  # no adversarial training needed here
+    ev = evaluated(r, params, models=("clean", "oracle", "linear"))
     grid = params["grid"]
     # Mutation switch: evaluate the purified oracle in place of the clean network.
     clean = ev["oracle"] if params.get("clean_learner") == "purified" else ev["clean"]

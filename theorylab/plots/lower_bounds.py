@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .. import attacks
 from ..models import LinearClassifier, NTKClassifier, PolynomialClassifier, TwoLayerReLU
@@ -117,6 +118,7 @@ def tau50_scaling(extras, series, *, predicted=None, title=None, ax=None):
                             lw=0)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
     ax.set_xlabel("dimension d (fixed k)")
     ax.set_ylabel("tau50")
     ax.grid(alpha=0.3, which="both")
@@ -319,16 +321,24 @@ def scaling_figure(scaling, *, title=None):
     for name, s in scaling.items():
         tau50_scaling([{"ds": s["ds"], "tau50": s["tau50"]}], {name: ("tau50", "-o")},
                       predicted=s["derived"], ax=ax)
+    ds = sorted({d for s in scaling.values() for d in s["ds"]})
+    ax.set_xticks(ds, [str(d) for d in ds], fontsize=7)
     ax.set_title(title or "tau50 vs d at fixed k: fitted slopes and derived ones", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def main(outdir="figures", quick=False):
+def main(outdir="figures", quick=False, only=None):
     """Regenerate ``figures/lb_robust_curves.png`` and ``figures/lb_tau50_scaling.png``.
 
     ``quick`` shrinks every size (d = 128, 1000 + 500 training steps) for a
     fast smoke run; the committed figures use the default (pilot) sizes.
+    ``only`` ("curves" or "scaling") regenerates one of the two.
+
+    Returns
+    -------
+    list of str
+        The paths written.
     """
     os.makedirs(outdir, exist_ok=True)
     if quick:
@@ -338,18 +348,22 @@ def main(outdir="figures", quick=False):
     else:
         size = dict(d=256)
         scal = {}
-    linf_grid = [0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24]
-    l2_grid = [0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2]
-    curves = {"linf": collect_curves("inf", k=4, tau_adv=0.08, grid=linf_grid, **size),
-              "l2": collect_curves(2, k=6, tau_adv=0.3, grid=l2_grid, **size)}
+    if only not in (None, "curves", "scaling"):
+        raise ValueError(f"only must be None, 'curves' or 'scaling', got {only!r}")
     paths = []
-    fig = robustness_panels(curves, title="Robust accuracy: adversarially trained network vs "
-                                          "low-complexity baselines (same world)")
-    paths.append(os.path.join(outdir, "lb_robust_curves.png"))
-    fig.savefig(paths[-1], dpi=130)
-    fig = scaling_figure(collect_scaling(**scal))
-    paths.append(os.path.join(outdir, "lb_tau50_scaling.png"))
-    fig.savefig(paths[-1], dpi=130)
+    if only in (None, "curves"):
+        linf_grid = [0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12, 0.16, 0.24]
+        l2_grid = [0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2]
+        curves = {"linf": collect_curves("inf", k=4, tau_adv=0.08, grid=linf_grid, **size),
+                  "l2": collect_curves(2, k=6, tau_adv=0.3, grid=l2_grid, **size)}
+        fig = robustness_panels(curves, title="Robust accuracy: adversarially trained network "
+                                              "vs low-complexity baselines (same world)")
+        paths.append(os.path.join(outdir, "lb_robust_curves.png"))
+        fig.savefig(paths[-1], dpi=130)
+    if only in (None, "scaling"):
+        fig = scaling_figure(collect_scaling(**scal))
+        paths.append(os.path.join(outdir, "lb_tau50_scaling.png"))
+        fig.savefig(paths[-1], dpi=130)
     return paths
 
 
@@ -357,6 +371,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Regenerate figures/lb_*.png")
     parser.add_argument("outdir", nargs="?", default="figures")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", choices=("curves", "scaling"), help="one figure only")
     args = parser.parse_args()
-    for path in main(args.outdir, quick=args.quick):
+    for path in main(args.outdir, quick=args.quick, only=args.only):
         print(path)

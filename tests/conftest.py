@@ -5,7 +5,9 @@ by ``$HYPOTHESIS_PROFILE`` (else ``ci`` when ``$CI`` is set, else ``dev``):
 
 * ``dev``: a few random examples per property;
 * ``ci`` (``make test``): derandomised, no example database, no deadline,
-  a bounded number of examples: two runs of the same code draw the same examples;
+  a bounded number of examples: two runs of the same command on the same tree
+  draw the same examples (Hypothesis seeds each test from its source and mixes
+  in constants from the library's source, so editing either may change them);
 * ``thorough`` (``make test-thorough``): 1000 random examples per property.
 """
 

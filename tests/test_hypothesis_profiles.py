@@ -130,6 +130,16 @@ def test_world_parameters_are_always_valid(p):
         assert d & (d - 1) == 0
 
 
+@given(data=st.data())
+def test_worlds_and_samples_are_consistent(data):
+    world = data.draw(tt.worlds(max_d=32), label="world")
+    s = data.draw(tt.samples(world, max_n=8), label="sample")
+    n = len(s)
+    assert 1 <= n <= 8 and s.X.shape == s.Z.shape == (n, world.d)
+    assert set(np.unique(s.y)) <= {-1.0, 1.0}
+    assert np.array_equal(s.y, np.sign(s.Z @ world.w_star))
+
+
 # Edge-case reachability: each condition must be found by plain generation (no
 # shrinking) within a bounded budget, deterministically.
 _FIND = settings(max_examples=500, database=None, derandomize=True, phases=[Phase.generate],

@@ -401,10 +401,14 @@ def register_profiles(ci_examples=None, thorough_examples=None):
     """Register the ``dev``, ``ci`` and ``thorough`` Hypothesis settings profiles.
 
     * ``dev``: few random examples, for quick local runs.
-    * ``ci``: derandomised (examples derived from each test's source, so two
-      runs of the same code draw the same examples), no example database, no
-      deadline (the first example may pay Numba compilation or a cold cache),
-      a bounded number of examples, and the failure blob printed for replay.
+    * ``ci``: derandomised, no example database, no deadline (the first
+      example may pay Numba compilation or a cold cache), a bounded number of
+      examples, and the failure blob printed for replay.  The examples are a
+      function of the test's source, of the Hypothesis and Python versions and
+      of the *local* modules imported so far (Hypothesis mixes in constants it
+      finds in their source, e.g. theorylab's): two runs of the same command
+      on the same tree draw the same examples; editing the library may change
+      them.
     * ``thorough``: at least 1000 random examples per property, no deadline.
 
     Returns the names registered.

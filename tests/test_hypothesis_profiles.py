@@ -36,8 +36,10 @@ def test_profiles_carry_the_promised_settings():
     assert dev.max_examples <= ci.max_examples and dev.deadline is None
 
 
-def test_the_loaded_profile_follows_the_environment():
-    assert settings.get_current_profile_name() == tt.profile_from_environment()
+def test_the_loaded_profile_follows_the_environment(request):
+    # pytest's own --hypothesis-profile option, when given, wins over the environment.
+    chosen = request.config.getoption("hypothesis_profile", None)
+    assert settings.get_current_profile_name() == (chosen or tt.profile_from_environment())
     assert settings.default.max_examples == settings.get_profile(
         settings.get_current_profile_name()).max_examples
     env = tt.profile_from_environment

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 
 from .experiments import failed_result, run_cell
@@ -194,11 +195,19 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
     with dask.config.set(cfg), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # port-in-use and similar chatter from distributed
         if scheduler is None:
-            if warm is not None:
-                warm()  # same machine, same cache: once, before the workers start
-            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
-                                   processes=True, host="127.0.0.1", dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+            # Same machine, same cache: the parent warms it while the workers start and
+            # import the package (preload), which compiles nothing; cells wait for both.
+            warming = threading.Thread(target=warm) if warm is not None else None
+            if warming is not None:
+                warming.start()
+            try:
+                cluster = LocalCluster(n_workers=workers or default_workers(),
+                                       threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None, silence_logs=logging.ERROR,
+                                       preload=["theorylab.sweep.experiments"])
+            finally:
+                if warming is not None:
+                    warming.join()
             client = Client(cluster)
         else:
             client = Client(scheduler, timeout="30s")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 import time
 
@@ -91,6 +92,8 @@ def run_sweep(spec, *, results=None, backend="serial", workers=None, scheduler=N
         if not (isinstance(scheduler, str) and "://" in scheduler):
             raise ValueError(f"scheduler must be an address like tcp://host:8786, got "
                              f"{scheduler!r}")
+    if backend == "dask" and importlib.util.find_spec("distributed") is None:
+        raise ValueError("backend 'dask' needs dask.distributed: pip install 'theorylab[dask]'")
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     results = os.path.abspath(results) if results else default_results_path(spec)

@@ -1,6 +1,6 @@
 """Sweep throughput: ``processes`` and a local Dask cluster against ``serial``.
 
-One grid of 64 small train-then-attack cells (the ``pipeline`` experiment at
+One grid of 128 small train-then-attack cells (the ``pipeline`` experiment at
 d = 16..64, under a second each on one core) is run end to end by
 :func:`theorylab.sweep.run_sweep` on each backend, into a fresh results file,
 with all the backend's costs included (spawning workers, starting the
@@ -17,7 +17,7 @@ count, whose parallel kernels slow down sharply when the cores are busy).
 
 Usage::
 
-    python benchmarks/bench_sweep.py [--rounds 2] [--seeds 16] [--workers 2]
+    python benchmarks/bench_sweep.py [--rounds 2] [--seeds 32] [--workers 2]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import time
 __all__ = ["run", "grid_spec"]
 
 
-def grid_spec(seeds=16, ds=(16, 32, 48, 64)):
+def grid_spec(seeds=32, ds=(16, 32, 48, 64)):
     """The benchmark grid: ``len(ds) * seeds`` small pipeline cells."""
     from theorylab.sweep import parse_spec
 
@@ -66,7 +66,7 @@ def _time_backend(spec, backend, workers, tmp):
     return sec, (load0, os.getloadavg()[0])
 
 
-def run(rounds=2, seeds=16, workers=2, backends=("serial", "serial_1thread", "processes",
+def run(rounds=2, seeds=32, workers=2, backends=("serial", "serial_1thread", "processes",
                                                  "dask")):
     """Time the grid on each backend; return a dict of seconds, ratios and load.
 
@@ -113,7 +113,7 @@ def run(rounds=2, seeds=16, workers=2, backends=("serial", "serial_1thread", "pr
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--seeds", type=int, default=16, help="replicates per d (4 d values)")
+    p.add_argument("--seeds", type=int, default=32, help="replicates per d (4 d values)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--backends", nargs="+",
                    default=["serial", "serial_1thread", "processes", "dask"])

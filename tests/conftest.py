@@ -53,6 +53,11 @@ def _warm_all_kernels():
     cnn_model.weight_gradient(Xp, yc)
     cnn.smoothed_relu(np.zeros(2), 3, 0.5)
     cnn.smoothed_relu_derivative(np.zeros(2), 3, 0.5)
+    cnn_model.patch_contributions(Xp)
+    cnn.scores_along(Xp, Xp, cnn_model.W, 3, 0.5, np.ones(2))
+    for linf in (True, False):
+        cnn.ascent_step(np.zeros_like(Xp), Xp, 0.1, 0.1, linf)
+        cnn.attack(Xp, yc, cnn_model.W, 3, 0.5, np.zeros_like(Xp), 1, 0.1, 0.1, linf)
 
     lin = LinearClassifier(3, w=np.ones(3))
     lin.input_gradient(Xr, yr)
@@ -61,6 +66,7 @@ def _warm_all_kernels():
 
     sep = PolynomialClassifier(3, degrees=(1, 3), C=np.ones((2, 3)))
     sep.input_gradient(Xr, yr)
+    sep.exact_robust_correct(Xr, yr, 0.1, "inf")
     polynomial.separable_weight_gradient(Xr, yr, sep.degrees)
     ker = PolynomialClassifier(3, form="kernel", X_train=Xr, alpha=np.ones(3))
     ker.input_gradient(Xr, yr)

@@ -419,3 +419,15 @@ def test_separable_fit_learns_and_logistic_loss_is_the_models(fitted, data):
         f = model.decision_function(te.X)
         np.testing.assert_allclose(model.loss(te.X, te.y, reduction="none"),
                                    np.logaddexp(0.0, -te.y * f), rtol=1e-12)
+
+
+def test_analytic_ntk_gradient_is_finite_for_tiny_and_huge_inputs():
+    # Regression: the unit-vector term was x * B with B ~ 1/|x| and gave inf/NaN at |x| = 1e-310.
+    from theorylab.models import NTKClassifier
+
+    m = NTKClassifier(2, form="analytic", X_train=np.array([[1.0, 1.0]]), alpha=np.array([1.0]))
+    ref = m.input_gradient(np.array([[1.0, 0.0]]), np.array([1.0]))
+    for scale in (1e-310, 1e-300, 1e300):
+        g = m.input_gradient(np.array([[scale, 0.0]]), np.array([1.0]))
+        assert np.isfinite(g).all()
+        np.testing.assert_allclose(g, ref, rtol=1e-13)

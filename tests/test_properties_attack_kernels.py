@@ -101,18 +101,6 @@ def test_cnn_ascent_step_is_a_projected_steepest_step(data, eps, linf, step_scal
     assert np.all(tt.lp_norms(Of, 2) <= eps * (1 + (dd + 8) * EPS) + TINY)
 
 
-ASCENT_PROJECTION_BUG = (
-    "theorylab bug in theorylab/_kernels/cnn.py (_l2_row, used by ascent_step and the fused "
-    "attack): the l2 projection computes ||D_n|| as sqrt(sum v^2) without scaling, so it "
-    "underflows to 0 for iterates below ~1e-154 (no projection: the result leaves the ball) "
-    "and overflows to inf above ~1e154 (the iterate is scaled to 0).  Reproducer: "
-    "ascent_step(np.full((1, 1, 1), 1e-200), np.zeros((1, 1, 1)), 0.0, 1e-201, False) "
-    "returns 1e-200 instead of 1e-201, and ascent_step(np.full((1, 1, 1), 1e200), "
-    "np.zeros((1, 1, 1)), 0.0, 1e199, False) returns 0 instead of 1e199.  Fix: divide by "
-    "the row's largest entry before squaring, as the gradient norm already does.")
-
-
-@pytest.mark.xfail(strict=True, reason=ASCENT_PROJECTION_BUG)
 @given(exponent=st.sampled_from((-200, 200)), d=st.integers(1, 4))
 def test_cnn_ascent_step_projects_tiny_and_huge_iterates(exponent, d):
     # Projection onto ||D|| <= eps is scale-equivariant: D = 10 c, eps = c gives c D/|D|.

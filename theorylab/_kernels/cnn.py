@@ -296,13 +296,21 @@ def _l2_row(D, G, out, n, step, eps):
         c = step / math.sqrt(ss)
     else:
         big = 1.0  # zero gradient: no move
-    dd = 0.0
+    vmax = 0.0
     for p in range(P):
         for j in range(d):
             v = D[n, p, j] + c * (G[n, p, j] / big)
             out[n, p, j] = v
-            dd += v * v
-    nrm = math.sqrt(dd)
+            if abs(v) > vmax or v != v:
+                vmax = abs(v)
+    # ||out_n|| from the row divided by its largest entry: no under/overflow at 1e-200 or 1e200.
+    dd = 0.0
+    if vmax > 0.0 or vmax != vmax:
+        for p in range(P):
+            for j in range(d):
+                t = out[n, p, j] / vmax
+                dd += t * t
+    nrm = vmax * math.sqrt(dd)
     if nrm > eps:
         f = eps / nrm
         for p in range(P):

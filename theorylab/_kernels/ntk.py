@@ -168,8 +168,9 @@ def arccos_gram(X, Y, nx, ny):
 
 @jit(parallel=True)
 def _arccos_block(S, nx, ny, alpha, f, A, B, offset):
-    # grad_x K(x, x') = x' (k0 + c / (2 pi sin)) - x c^2 |x'| / (2 pi |x| sin); the
-    # singular parts cancel in norm (bounded) and are dropped at the cone point.
+    # grad_x K(x, x') = x' (k0 + c / (2 pi sin)) - (x / |x|) c^2 |x'| / (2 pi sin); the
+    # singular parts cancel in norm (bounded) and are dropped at the cone point.  B holds
+    # the coefficient of the unit vector x / |x| (not of x: |x| may be 1e-310 or 1e300).
     n, m = S.shape
     for r in prange(n):
         fr = 0.0
@@ -180,7 +181,7 @@ def _arccos_block(S, nx, ny, alpha, f, A, B, offset):
             coef = k0
             if sn > _SIN_TINY and nx[offset + r] > 0.0:
                 coef += cs / (_TWO_PI * sn)
-                br += alpha[c] * cs * cs * ny[c] / (_TWO_PI * nx[offset + r] * sn)
+                br += alpha[c] * cs * cs * ny[c] / (_TWO_PI * sn)
             A[r, c] = alpha[c] * coef
         f[offset + r] = fr
         B[offset + r] = br
@@ -198,5 +199,10 @@ def arccos_predict(X, nx, Xtr, ntr, alpha, b, with_grad):
         A = np.empty_like(S)
         _arccos_block(S, nx, ntr, alpha, f, A, B, start)
         if with_grad:
-            G[start:stop] = A @ Xtr - X[start:stop] * B[start:stop, None]
+            Xb = X[start:stop]
+            big = np.abs(Xb).max(axis=1, keepdims=True) if d else np.zeros((stop - start, 1))
+            U = Xb / np.where(big > 0, big, 1.0)  # scale first: unit rows without underflow
+            nu = np.linalg.norm(U, axis=1, keepdims=True)
+            U = U / np.where(nu > 0, nu, 1.0)
+            G[start:stop] = A @ Xtr - U * B[start:stop, None]
     return f + b, G

@@ -426,8 +426,10 @@ def test_analytic_ntk_gradient_is_finite_for_tiny_and_huge_inputs():
     from theorylab.models import NTKClassifier
 
     m = NTKClassifier(2, form="analytic", X_train=np.array([[1.0, 1.0]]), alpha=np.array([1.0]))
-    ref = m.input_gradient(np.array([[1.0, 0.0]]), np.array([1.0]))
-    for scale in (1e-310, 1e-300, 1e300):
+    # The loss gradient's logistic slope depends on f, which is ~0 for all tiny scales, and
+    # the score gradient is scale-free: tiny inputs must agree with each other.
+    ref = m.input_gradient(np.array([[1e-150, 0.0]]), np.array([1.0]))
+    for scale in (1e-310, 1e-300):
         g = m.input_gradient(np.array([[scale, 0.0]]), np.array([1.0]))
-        assert np.isfinite(g).all()
         np.testing.assert_allclose(g, ref, rtol=1e-13)
+    assert np.isfinite(m.input_gradient(np.array([[1e300, 0.0]]), np.array([1.0]))).all()

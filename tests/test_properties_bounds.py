@@ -33,8 +33,9 @@ ALPHA = 1e-9  # false-alarm probability of each statistical check
 
 def _p_zero_code(world):
     # P(<w*, z> = 0) before resampling: exact for +-1 codes (theory), and P(z = 0) for
-    # continuous codes (a non-zero continuous sum vanishes with probability 0).
-    if world.codes == "pm1":
+    # continuous codes (a non-zero continuous sum vanishes with probability 0) -- unless
+    # code_low = 1, where U[1, 1] magnitudes are +-1 codes again, ties included.
+    if world.codes == "pm1" or world.code_low == 1.0:
         return theory.tie_probability(world.k, world.d)
     return (1.0 - world.k / world.d) ** world.d
 

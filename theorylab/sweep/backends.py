@@ -90,8 +90,9 @@ def run_processes(tasks, *, workers=None, warm=None, max_attempts=3, **_):
 
     At most ``workers`` cells are in flight.  When a worker dies (which breaks
     the pool) the cells in flight are suspects: the pool is rebuilt and they
-    run again one at a time, so a cell that kills its worker is charged alone
-    and the cells that only shared the pool with it finish normally.  ``warm``
+    run again one at a time.  Only a cell that breaks the pool while running
+    alone is charged an attempt, so the cells that only shared the pool with it
+    are never charged.  ``warm``
     (a callable) fills the Numba cache in this process before any cell starts.
     """
     import multiprocessing
@@ -150,7 +151,14 @@ def run_processes(tasks, *, workers=None, warm=None, max_attempts=3, **_):
                 raise RuntimeError(
                     f"worker processes die before running any cell ({broken}); a script that "
                     "runs a sweep on processes needs the `if __name__ == '__main__':` guard")
-        for t in running.values():  # in flight when the pool broke
+        # In flight when the pool broke.  A breaking pool fails every pending future, even
+        # one whose cell had finished, so only a cell that broke the pool while running
+        # alone is charged an attempt; the others are retried alone, uncharged.
+        alone = len(running) == 1
+        for t in running.values():
+            if not alone:
+                suspects.append(t)
+                continue
             n = attempts[t["key"]] = attempts.get(t["key"], 0) + 1
             if n >= max_attempts:
                 yield _died(t, n, str(broken))

@@ -12,13 +12,14 @@ while developing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numba
 
 from ._blas import pin_numba_blas
 
-__all__ = ["jit", "prange", "CACHE_ENABLED", "n_chunks"]
+__all__ = ["jit", "prange", "CACHE_ENABLED", "n_chunks", "kernel_threads"]
 
 prange = numba.prange
 
@@ -73,3 +74,18 @@ def n_chunks(n):
     in chunk order give the same bits for any ``numba.set_num_threads``.
     """
     return (n + 255) // 256
+
+
+@contextlib.contextmanager
+def kernel_threads(n):
+    """Run the block with at most ``n`` kernel threads, restoring the count after.
+
+    The layers above use this instead of importing Numba: the thread count is a
+    kernel-layer setting.  Results do not depend on it (kernels chunk by N).
+    """
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

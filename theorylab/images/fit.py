@@ -34,11 +34,9 @@ def single_threaded():
     keeps the bits independent of the machine's core count (a threaded GEMM
     sums in a thread-dependent order).  Thread counts are restored on exit.
     """
-    import numba
+    from .._kernels._jit import kernel_threads
 
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with kernel_threads(1):
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
@@ -47,8 +45,6 @@ def single_threaded():
             limits = threadpool_limits(limits=1)
         with limits:
             yield
-    finally:
-        numba.set_num_threads(before)
 
 
 class LowRank:

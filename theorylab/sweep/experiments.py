@@ -252,13 +252,14 @@ def to_jsonable(obj):
 
 def versions():
     """Versions of the package and of the libraries a result depends on."""
-    import numba
+    from importlib.metadata import version
+
     import scipy
 
     from theorylab import __version__
 
     return {"theorylab": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "python": platform.python_version()}
+            "numba": version("numba"), "python": platform.python_version()}
 
 
 def _limits(numba_threads):
@@ -277,11 +278,9 @@ def _limits(numba_threads):
     else:
         stack.enter_context(threadpool_limits(1, user_api="blas"))
     if numba_threads:
-        import numba
+        from theorylab._kernels._jit import kernel_threads
 
-        old = numba.get_num_threads()
-        numba.set_num_threads(min(numba_threads, numba.config.NUMBA_NUM_THREADS))
-        stack.callback(numba.set_num_threads, old)
+        stack.enter_context(kernel_threads(numba_threads))
     return stack
 
 

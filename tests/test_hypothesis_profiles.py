@@ -36,6 +36,27 @@ def test_profiles_carry_the_promised_settings():
     assert dev.max_examples <= ci.max_examples and dev.deadline is None
 
 
+def test_profiles_do_not_depend_on_the_ci_variable():
+    # Hypothesis loads its own `ci` profile at import when $CI is set; our profiles
+    # must not inherit from it (on the CI runner `thorough` came out derandomised).
+    code = textwrap.dedent("""
+        from hypothesis import settings
+        from theorylab import testing as tt
+        tt.register_profiles()
+        for name in ("dev", "ci", "thorough"):
+            p = settings.get_profile(name)
+            print(name, p.derandomize, p.max_examples, p.deadline, p.database is None)
+    """)
+    out = {}
+    for ci in ("", "true"):
+        env = dict(os.environ, CI=ci)
+        env.pop("HYPOTHESIS_PROFILE", None)
+        out[ci] = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
+                                 capture_output=True, text=True).stdout
+    assert out[""] == out["true"], out
+    assert "thorough False" in out["true"]
+
+
 def test_the_loaded_profile_follows_the_environment(request):
     # pytest's own --hypothesis-profile option, when given, wins over the environment.
     chosen = request.config.getoption("hypothesis_profile", None)

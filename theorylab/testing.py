@@ -415,13 +415,18 @@ def register_profiles(ci_examples=None, thorough_examples=None):
     """
     from hypothesis import HealthCheck, settings
 
+    # Every profile derives from Hypothesis's built-in defaults, not from whatever
+    # profile is current: Hypothesis itself loads its own derandomised ``ci``
+    # profile at import when $CI is set, and an unparented profile would inherit it
+    # (``thorough`` became derandomised on the CI runner only).
+    base = settings.get_profile("default")
     ci_n = PROFILE_EXAMPLES["ci"] if ci_examples is None else int(ci_examples)
     th_n = PROFILE_EXAMPLES["thorough"] if thorough_examples is None else int(thorough_examples)
-    settings.register_profile("dev", max_examples=PROFILE_EXAMPLES["dev"], deadline=None)
-    settings.register_profile("ci", max_examples=ci_n, derandomize=True, database=None,
+    settings.register_profile("dev", base, max_examples=PROFILE_EXAMPLES["dev"], deadline=None)
+    settings.register_profile("ci", base, max_examples=ci_n, derandomize=True, database=None,
                               deadline=None, print_blob=True,
                               suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile("thorough", max_examples=th_n, deadline=None, print_blob=True,
+    settings.register_profile("thorough", base, max_examples=th_n, deadline=None, print_blob=True,
                               suppress_health_check=[HealthCheck.too_slow])
     return ("dev", "ci", "thorough")
 

@@ -17,7 +17,7 @@ count, whose parallel kernels slow down sharply when the cores are busy).
 
 Usage::
 
-    python benchmarks/bench_sweep.py [--rounds 2] [--seeds 32] [--workers 2]
+    python benchmarks/bench_sweep.py [--rounds 2] [--seeds 32] [--workers 2] [--max-load 1]
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ def grid_spec(seeds=32, ds=(16, 32, 48, 64)):
     })
 
 
+def wait_for_load(max_load, timeout):
+    """Sleep until the 1-minute load average is below ``max_load`` (or ``timeout`` s pass)."""
+    t0 = time.monotonic()
+    while os.getloadavg()[0] >= max_load and time.monotonic() - t0 < timeout:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 def _time_backend(spec, backend, workers, tmp):
     import numba
 
@@ -67,7 +75,7 @@ def _time_backend(spec, backend, workers, tmp):
 
 
 def run(rounds=2, seeds=32, workers=2, backends=("serial", "serial_1thread", "processes",
-                                                 "dask")):
+                                                 "dask"), max_load=None, wait=600):
     """Time the grid on each backend; return a dict of seconds, ratios and load.
 
     Returns
@@ -77,6 +85,9 @@ def run(rounds=2, seeds=32, workers=2, backends=("serial", "serial_1thread", "pr
         ``processes_speedup`` (serial / processes), ``processes_speedup_1thread``
         (serial_1thread / processes), ``dask_over_processes``; ``load`` (min and
         max 1-minute load average seen) and ``cpus``.
+
+    With ``max_load``, each timed run waits (up to ``wait`` seconds) for the
+    1-minute load average to fall below it: on a shared machine.
     """
     spec = grid_spec(seeds)
     from theorylab.sweep.warm import warm_kernels
@@ -93,6 +104,8 @@ def run(rounds=2, seeds=32, workers=2, backends=("serial", "serial_1thread", "pr
         for r in range(rounds):
             order = list(backends) if r % 2 == 0 else list(backends)[::-1]
             for b in order:
+                if max_load is not None:
+                    wait_for_load(max_load, wait)
                 sec, load = _time_backend(spec, b, workers, tmp)
                 times[b].append(sec)
                 loads += load
@@ -117,8 +130,12 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--backends", nargs="+",
                    default=["serial", "serial_1thread", "processes", "dask"])
+    p.add_argument("--max-load", type=float, default=None,
+                   help="before each run, wait for the 1-minute load average to fall below this")
+    p.add_argument("--wait", type=float, default=600, help="longest wait for --max-load (s)")
     a = p.parse_args(argv)
-    print(json.dumps(run(a.rounds, a.seeds, a.workers, tuple(a.backends)), indent=1))
+    print(json.dumps(run(a.rounds, a.seeds, a.workers, tuple(a.backends), a.max_load, a.wait),
+                     indent=1))
 
 
 if __name__ == "__main__":

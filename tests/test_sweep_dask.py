@@ -93,3 +93,19 @@ def test_same_bits_on_serial_processes_and_local_dask(tmp_path):
             pids = {r["worker"] for r in rows}
             assert all(w.split(":")[1] != str(os.getpid()) for w in pids)
     assert out["serial"] == out["processes"] == out["dask"]
+
+
+def test_unreachable_scheduler_is_a_value_error_naming_it(tmp_path):
+    # Port 1 on loopback refuses connections: the user gets a ValueError naming
+    # --scheduler, not distributed's OSError traceback, and no cell is run.
+    spec = parse_spec({"sweep": {"name": "tiny"}, "experiment": {"kind": "pipeline"},
+                       "axes": {"d": [8]}, "fixed": TINY_PIPELINE})
+    res = tmp_path / "r.sqlite"
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), \
+            pytest.raises(ValueError, match="scheduler: cannot connect to 'tcp://127.0.0.1:1'"):
+        run_sweep(spec, results=str(res), backend="dask", scheduler="tcp://127.0.0.1:1")
+    if res.exists():
+        with Store(str(res), create=False) as st:
+            assert st.rows(status="done") == []

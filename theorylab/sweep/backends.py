@@ -199,26 +199,33 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
            "distributed.nanny.pre-spawn-environ": dict(
                dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV),
            }
-    cluster = None
-    with dask.config.set(cfg), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # port-in-use and similar chatter from distributed
+    cluster, warming = None, None
+    with dask.config.set(cfg):
         if scheduler is None:
             # Same machine, same cache: the parent warms it while the workers start and
             # import the package (preload), which compiles nothing; cells wait for both.
-            warming = threading.Thread(target=warm) if warm is not None else None
-            if warming is not None:
+            if warm is not None:
+                warming = threading.Thread(target=warm)
                 warming.start()
             try:
-                cluster = LocalCluster(n_workers=workers or default_workers(),
-                                       threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=logging.ERROR,
-                                       preload=["theorylab.sweep.experiments"])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # chatter from distributed
+                    cluster = LocalCluster(n_workers=workers or default_workers(),
+                                           threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None,
+                                           silence_logs=logging.ERROR,
+                                           preload=["theorylab.sweep.experiments"])
             finally:
                 if warming is not None:
                     warming.join()
             client = Client(cluster)
         else:
-            client = Client(scheduler, timeout="30s")
+            try:
+                # distributed.comm.timeouts.connect (30 s by default) bounds the wait.
+                client = Client(scheduler,
+                                timeout=dask.config.get("distributed.comm.timeouts.connect"))
+            except OSError as exc:
+                raise ValueError(f"scheduler: cannot connect to {scheduler!r}: {exc}") from None
             threads = {w["nthreads"] for w in client.scheduler_info()["workers"].values()}
             if threads - {1}:
                 warnings.warn("Dask workers with more than one thread run one cell at a time "

@@ -18,7 +18,8 @@ from . import attacks, metrics
 from ._validation import (as_generator, check_choice, check_float, check_int, check_norm,
                           norm_name)
 
-__all__ = ["train", "train_two_layer", "ThresholdSchedule", "History", "TrainingDiverged", "register_trainer"]
+__all__ = ["train", "train_two_layer", "train_many", "ManyRuns", "ThresholdSchedule", "History",
+           "TrainingDiverged", "register_trainer"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -262,3 +263,4 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
 
 register_trainer("TwoLayerReLU", train_two_layer)
 from . import training_patches as _training_patches  # noqa: E402,F401  (registers the CNN trainer)
+from .training_many import ManyRuns, train_many  # noqa: E402  (a batch of runs, all cores)

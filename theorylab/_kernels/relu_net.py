@@ -27,8 +27,10 @@ import numpy as np
 
 from ._jit import jit, prange
 
-__all__ = ["CHUNK", "GROUP", "scores", "logistic", "loss_and_weight_gradient",
-           "loss_and_input_gradient"]
+__all__ = ["CHUNK", "GROUP", "RULES", "scores", "logistic", "loss_and_weight_gradient",
+           "loss_and_input_gradient", "thresholds", "train_full_batch_many"]
+
+RULES = {"max": 0, "norm": 1, "fixed": 2}  # threshold rules, as the many-runs kernel codes them
 
 CHUNK = 256  # rows per parallel task: a GEMM this tall still runs near BLAS peak
 GROUP = 8    # chunks whose partial gradients are held at once (memory GROUP * m * d)
@@ -72,6 +74,15 @@ def _gated(U, b, slope, scale):
         for i in range(m):
             A[r, i] = s if abs(U[r, i]) > b[i] else 0.0
     return A
+
+
+@jit
+def _chunk_terms(X, y, W, b, s, e, scale):
+    # Rows s:e: scores, losses, and the partial gradient scale * sum_n l'_n 1{|u_n|>b} x_n^T.
+    Xc = X[s:e]
+    U = np.dot(Xc, W.T)
+    fc, lc, sc = _forward_chunk(U, b, y[s:e], True)
+    return fc, lc, np.dot(_gated(U, b, sc, scale).T, Xc)
 
 
 @jit(parallel=True)
@@ -131,12 +142,7 @@ def loss_and_weight_gradient(X, y, W, b):
         g1 = min(n_chunks, g0 + GROUP)
         for c in prange(g0, g1):
             s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
-            Xc = X[s:e]
-            U = np.dot(Xc, W.T)
-            fc, lc, sc = _forward_chunk(U, b, y[s:e], True)
-            f[s:e] = fc
-            loss[s:e] = lc
-            partial[c - g0] = np.dot(_gated(U, b, sc, 1.0 / n).T, Xc)
+            f[s:e], loss[s:e], partial[c - g0] = _chunk_terms(X, y, W, b, s, e, 1.0 / n)
         for c in range(g1 - g0):  # fixed order: deterministic
             G += partial[c]
     return loss, f, G
@@ -157,3 +163,106 @@ def loss_and_input_gradient(X, y, W, b):
         loss[s:e] = lc
         G[s:e] = np.dot(_gated(U, b, sc, 1.0), W)
     return loss, f, G
+
+
+# -- many independent runs -------------------------------------------------
+# Users run thousands of small trainings (a batch of seeds).  One small run cannot
+# keep two cores busy (its GEMMs are a few hundred microseconds), but independent
+# runs can: the kernel below runs the whole full-batch GD loop of each run on one
+# thread, ``prange`` over runs.  Each run repeats, on its own thread, exactly the
+# arithmetic of ``loss_and_weight_gradient`` (the same chunk partials added in the
+# same order), so a run's bits equal those of training it alone, for any thread
+# count and any batch it is part of.
+
+
+@jit
+def thresholds(W, c, rule, M):
+    """Thresholds b (m,) of ``W`` at coefficient ``c`` (of W's dtype) under rule code ``rule``.
+
+    ``RULES``: 0 "max", b_i = c max_j |(W M)_ij| (``M`` of shape (0, 0) means the
+    identity); 1 "norm", b_i = c ||w_i||; 2 "fixed", b_i = c.
+    """
+    m, d = W.shape
+    b = np.empty(m, dtype=W.dtype)
+    if rule == 0:
+        C = W if M.shape[0] == 0 else np.dot(W, M)
+        for i in range(m):
+            a = abs(C[i, 0])
+            for j in range(1, d):
+                v = abs(C[i, j])
+                if v > a or v != v:  # a NaN weight gives a NaN threshold, as np.max does
+                    a = v
+            b[i] = c * a
+    elif rule == 1:
+        for i in range(m):
+            b[i] = c * np.sqrt(np.dot(W[i], W[i]))
+    else:
+        for i in range(m):
+            b[i] = c
+    return b
+
+
+@jit
+def _mean_loss_and_gradient_serial(X, y, W, b, G):
+    # loss_and_weight_gradient's sums, chunk after chunk on this thread; G is overwritten.
+    n = X.shape[0]
+    G[:, :] = 0.0
+    total = 0.0
+    for c in range((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        lc = _chunk_terms(X, y, W, b, s, e, 1.0 / n)
+        G += lc[2]
+        for r in range(e - s):
+            total += lc[1][r]
+    return total / n
+
+
+@jit(parallel=True)
+def train_full_batch_many(X, y, W0, c, lr, rule, M):
+    """Full-batch GD on ``S`` independent networks, the whole loop compiled.
+
+    Parameters
+    ----------
+    X : (S, N, d) array
+        Run r trains on ``X[r]`` with labels ``y[r]`` (S, N).
+    W0 : (S, m, d) array
+        Initial weights (not modified).
+    c : (steps,) array of W's dtype
+        Threshold coefficient at each step (a schedule, or a constant).
+    lr : (1,) array of W's dtype
+        Step size (an array so that float32 runs multiply in float32, as NumPy does).
+    rule : int
+        Threshold rule code (``RULES``); ``M`` the dictionary or a (0, 0) array.
+
+    Returns
+    -------
+    W : (S, m, d) array
+        Final weights; a diverged run keeps its last finite weights.
+    loss : (S, steps) array
+        Mean loss before each step (summed in order; NaN for steps not taken).
+    diverged_at : (S,) int64 array
+        The step whose loss or update was not finite, or -1.
+    """
+    S = X.shape[0]
+    m, d = W0.shape[1], W0.shape[2]
+    steps = c.shape[0]
+    W = W0.copy()
+    loss = np.full((S, steps), np.nan, dtype=X.dtype)
+    diverged_at = np.full(S, -1, dtype=np.int64)
+    eta = lr[0]
+    for r in prange(S):  # runs are independent: any thread, same bits
+        Wr = W[r]
+        G = np.empty((m, d), dtype=W.dtype)
+        for t in range(steps):
+            b = thresholds(Wr, c[t], rule, M)
+            L = _mean_loss_and_gradient_serial(X[r], y[r], Wr, b, G)
+            loss[r, t] = L
+            if not np.isfinite(L):
+                diverged_at[r] = t
+                break
+            Wn = Wr - eta * G
+            if not np.all(np.isfinite(Wn)):
+                diverged_at[r] = t
+                break
+            Wr[:, :] = Wn
+    return W, loss, diverged_at

@@ -16,7 +16,6 @@ import contextlib
 import numpy as np
 
 from .._kernels import relu_net as _k
-from .._linalg import row_norms
 from .._validation import as_generator, check_array, check_choice, check_float, check_int
 from ._base import BinaryModel, save_npz
 
@@ -140,13 +139,12 @@ class TwoLayerReLU(BinaryModel):
         if c is None and getattr(self, "_frozen_b", None) is not None:
             return self._frozen_b
         c = self.c if c is None else c
-        if self.threshold == "max":
-            b = c * np.abs(self.coefficients()).max(axis=1)
-        elif self.threshold == "norm":
-            b = c * row_norms(self.W)
-        else:
-            b = np.full(self.m, c)
-        return np.ascontiguousarray(b, dtype=self.dtype)
+        # One implementation (a kernel) for this and for train_many's compiled loop, so
+        # that a run trained in a batch has the bits of the same run trained alone.
+        M = (np.zeros((0, 0), dtype=self.dtype) if self.M is None
+             else np.ascontiguousarray(self.M, dtype=self.dtype))
+        return _k.thresholds(np.ascontiguousarray(self.W), np.dtype(self.dtype).type(c),
+                             _k.RULES[self.threshold], M)
 
     # -- evaluation on validated arrays ----------------------------------
     def _scores(self, X):

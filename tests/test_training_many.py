@@ -1,0 +1,123 @@
+"""train_many: a batch of independent full-batch runs in one compiled loop.
+
+The contract is bit-equality: run r of a batch ends with exactly the weights of
+``train(model_r, world, data=(X_r, y_r))`` alone, for every threshold rule and
+dtype, for any thread count and any batch the run is part of.
+"""
+
+import numpy as np
+import pytest
+
+from theorylab._kernels._jit import kernel_threads
+from theorylab.models import LinearClassifier, TwoLayerReLU
+from theorylab.training import ThresholdSchedule, TrainingDiverged, train, train_many
+from theorylab.worlds import SparseCoding
+
+STEPS = 12
+
+
+def _setup(S=4, d=24, n=300, dictionary="identity", threshold="max", dtype=np.float64, c=0.5):
+    w = SparseCoding(d, 3, dictionary=dictionary, seed=1)
+    data = [w.sample(n, 100 + r, dtype=dtype) for r in range(S)]
+
+    def models():
+        return [TwoLayerReLU.for_world(w, seed=r, threshold=threshold, dtype=dtype, c=c)
+                for r in range(S)]
+
+    return w, [(s.X, s.y) for s in data], models
+
+
+def _alone(w, data, models, **kw):
+    for m, xy in zip(models, data):
+        train(m, w, steps=STEPS, data=xy, eval_size=8, **kw)
+    return models
+
+
+@pytest.mark.parametrize("threshold,dictionary,dtype", [
+    ("max", "identity", np.float64), ("max", "orthogonal", np.float64),
+    ("norm", "identity", np.float64), ("fixed", "identity", np.float64),
+    ("max", "identity", np.float32), ("max", "orthogonal", np.float32)])
+def test_each_run_has_the_bits_of_training_it_alone(threshold, dictionary, dtype):
+    c = 0.02 if threshold == "fixed" else 0.5
+    w, data, models = _setup(threshold=threshold, dictionary=dictionary, dtype=dtype, c=c)
+    sched = None if threshold == "fixed" else ThresholdSchedule(1.0, 0.5, STEPS // 2)
+    batch = models()
+    res = train_many(batch, data, steps=STEPS, lr=0.5, schedule=sched)
+    alone = _alone(w, data, models(), schedule=sched)
+    assert res.status == ["done"] * len(batch)
+    for a, b in zip(batch, alone):
+        assert a.W.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(a.W, b.W)
+        assert a.c == b.c
+    # The runs moved: bit-equality of untouched weights would prove nothing.
+    assert all(not np.array_equal(a.W, a.W_init) for a in batch)
+    assert np.all(res.loss[:, -1] < res.loss[:, 0])
+
+
+def test_bits_do_not_depend_on_threads_or_on_the_batch():
+    w, data, models = _setup(S=5)
+    out = {}
+    for threads in (1, 2):
+        with kernel_threads(threads):
+            ms = models()
+            train_many(ms, data, steps=STEPS)
+            out[threads] = np.stack([m.W for m in ms])
+    np.testing.assert_array_equal(out[1], out[2])
+    sub = models()[1:4:2]  # runs 1 and 3 in a batch of their own
+    train_many(sub, [data[1], data[3]], steps=STEPS)
+    np.testing.assert_array_equal(np.stack([m.W for m in sub]), out[1][[1, 3]])
+
+
+def test_stacked_arrays_and_per_model_c():
+    w, data, models = _setup(S=3)
+    X = np.stack([x for x, _ in data])
+    y = np.stack([t for _, t in data])
+    a, b = models(), models()
+    for m, c in zip(a + b, [0.3, 0.5, 0.7] * 2):
+        m.c = c
+    train_many(a, (X, y), steps=STEPS)
+    _alone(w, data, b)
+    for ma, mb in zip(a, b):
+        np.testing.assert_array_equal(ma.W, mb.W)
+
+
+def test_divergence_is_reported_and_weights_stay_finite():
+    w, data, models = _setup(S=3)
+    data = [(1e4 * x, y) for x, y in data]  # gradients ~1e3: lr * gradient overflows
+    ms = models()
+    res = train_many(ms, data, steps=5, lr=1e306)
+    assert res.status == ["diverged"] * 3
+    assert list(res.diverged_at) == [0, 0, 0]
+    with pytest.raises(TrainingDiverged) as err:  # training alone stops at the same step
+        train(models()[0], w, steps=5, lr=1e306, data=data[0], eval_size=8)
+    assert err.value.step == 0
+    for m in ms:
+        assert np.isfinite(m.W).all()
+        np.testing.assert_array_equal(m.W, m.W_init)  # the last finite weights
+    assert np.isfinite(res.loss[:, 0]).all() and np.isnan(res.loss[:, 1:]).all()
+
+
+def test_bad_input_is_a_value_error_naming_it():
+    w, data, models = _setup(S=2)
+    ms = models()
+    other = TwoLayerReLU(w.d, 7)
+    bad_X = np.array(data[0][0])
+    bad_X[0, 0] = np.nan
+    cases = [
+        (dict(models=[], data=data), "models"),
+        (dict(models=[ms[0], LinearClassifier(w.d)], data=data), "models[1]"),
+        (dict(models=[ms[0], other], data=data), "models[1]"),
+        (dict(models=ms, data=data[:1]), "data"),
+        (dict(models=ms, data=[data[0], (bad_X, data[1][1])]), "data[1][0]"),
+        (dict(models=ms, data=[data[0], (data[1][0][:10], data[1][1][:10])]), "data"),
+        (dict(models=ms, data=[data[0], (data[1][0], 2 * data[1][1])]), "labels"),
+        (dict(models=ms, data=data, steps=0), "steps"),
+        (dict(models=ms, data=data, lr=0.0), "lr"),
+        (dict(models=ms, data=data, schedule="ramp"), "schedule"),
+    ]
+    for kw, word in cases:
+        kw.setdefault("steps", 3)
+        with pytest.raises(ValueError, match=word.replace("[", r"\[").replace("]", r"\]")):
+            train_many(**kw)
+    for m in ms:
+        np.testing.assert_array_equal(m.W, m.W_init)  # nothing ran

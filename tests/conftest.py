@@ -36,6 +36,7 @@ def _warm_all_kernels():
     relu_net.loss_and_weight_gradient(X, y, np.ones((2, 3)), np.zeros(2))
     relu_net.loss_and_input_gradient(X, y, np.ones((2, 3)), np.zeros(2))
     relu_net.scores(X, np.ones((2, 3)), np.zeros(2))
+    relu_net.thresholds(np.ones((2, 3)), np.float64(0.5), 0, np.zeros((0, 0)))
     relu_net.logistic(np.zeros(2), y)
 
     rng = np.random.default_rng(0)

@@ -1,7 +1,9 @@
 """Sweep throughput: ``processes`` and a local Dask cluster against ``serial``.
 
-One grid of 128 small train-then-attack cells (the ``pipeline`` experiment at
-d = 16..64, under a second each on one core) is run end to end by
+One grid of small train-then-attack cells (the ``pipeline`` experiment at
+d = 16..64, under a second each on one core; 4 x ``seeds`` cells: 64 in the
+harness, ``python -m benchmarks``, which must finish in minutes; 128 and two
+rounds from the command line) is run end to end by
 :func:`theorylab.sweep.run_sweep` on each backend, into a fresh results file,
 with all the backend's costs included (spawning workers, starting the
 LocalCluster, warming the Numba cache, writing SQLite).  Backends alternate
@@ -74,7 +76,7 @@ def _time_backend(spec, backend, workers, tmp):
     return sec, (load0, os.getloadavg()[0])
 
 
-def run(rounds=2, seeds=32, workers=2, backends=("serial", "serial_1thread", "processes",
+def run(rounds=1, seeds=16, workers=2, backends=("serial", "serial_1thread", "processes",
                                                  "dask"), max_load=None, wait=600):
     """Time the grid on each backend; return a dict of seconds, ratios and load.
 

@@ -16,6 +16,23 @@ from theorylab.sweep.backends import WORKER_ENV  # noqa: E402
 from test_sweep import HELPERS, MODULE, TINY_PIPELINE  # noqa: E402
 
 
+NANNY_KEYS = (*WORKER_ENV, "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")
+
+
+def _reset_environ(saved):
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ_after_each_test():
+    # A nanny that restarts a killed worker writes its pre-spawn variables into this
+    # process's environment again (distributed's behaviour, not theorylab's).
+    saved = dict(os.environ)
+    yield
+    _reset_environ(saved)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A user's cluster: a LocalCluster of 2 single-threaded worker processes on loopback.
@@ -29,14 +46,17 @@ def cluster(tmp_path_factory):
     (d / f"{MODULE}.py").write_text(HELPERS)
     sys.path.insert(0, str(d))
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV)
+    saved = dict(os.environ)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
         lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       host="127.0.0.1", dashboard_address=None,
                                       silence_logs=50)
+    _reset_environ(saved)  # the nannies wrote their variables into this process's
     try:
         yield lc
     finally:
         lc.close()
+        _reset_environ(saved)
         sys.path.remove(str(d))
         sys.modules.pop(MODULE, None)
 
@@ -109,3 +129,14 @@ def test_unreachable_scheduler_is_a_value_error_naming_it(tmp_path):
     if res.exists():
         with Store(str(res), create=False) as st:
             assert st.rows(status="done") == []
+
+
+def test_local_cluster_leaves_this_process_environment_alone(tmp_path):
+    # distributed's nannies leave NUMBA_NUM_THREADS=1 etc. in the parent's environment;
+    # the next Numba compilation in the parent then raised RuntimeError (seen in CI).
+    spec = parse_spec({"sweep": {"name": "tiny"}, "experiment": {"kind": "pipeline"},
+                       "axes": {"d": [8]}, "fixed": TINY_PIPELINE})
+    before = {k: os.environ.get(k) for k in NANNY_KEYS}
+    s = run_sweep(spec, results=str(tmp_path / "r.sqlite"), backend="dask", workers=1)
+    assert s["done"] == 1, s
+    assert {k: os.environ.get(k) for k in NANNY_KEYS} == before

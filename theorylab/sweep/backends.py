@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import warnings
 
 from .experiments import failed_result, run_cell
@@ -53,11 +52,7 @@ def worker_env():
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _restore_environ(old)
 
 
 def run_serial(tasks, **_):
@@ -176,6 +171,14 @@ def _warm_hosts(client, warm):
         client.run(warm, workers=[addr])
 
 
+def _restore_environ(saved):
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def _pre_spawn_environ(default):
     """Environment for a local Dask worker: :data:`WORKER_ENV`, without malloc trimming.
 
@@ -219,14 +222,20 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
            # cluster sets it when starting them (see the sweep docs).
            "distributed.worker.profile.enabled": False,
            }
-    cluster, warming = None, None
+    cluster = None
+    # A Nanny writes its pre-spawn variables into *this* process's os.environ and
+    # leaves them there (distributed.nanny, WorkerProcess.start).  A leaked
+    # NUMBA_NUM_THREADS=1 makes this process's next Numba compilation raise
+    # RuntimeError, so the variables are put back after every spawn and at the end.
+    saved_env = {k: os.environ.get(k) for k in
+                 set(cfg["distributed.nanny.pre-spawn-environ"]) | {"PYTHONHASHSEED"}}
     with dask.config.set(cfg):
         if scheduler is None:
-            # Same machine, same cache: the parent warms it while the workers start and
-            # import the package (preload), which compiles nothing; cells wait for both.
+            # Same machine, same cache: fill it before any worker starts.  (Not in a
+            # thread alongside the start-up: the nanny's variables would then be in
+            # this process's environment while it compiles.)
             if warm is not None:
-                warming = threading.Thread(target=warm)
-                warming.start()
+                warm()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # chatter from distributed
@@ -236,8 +245,7 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
                                            silence_logs=logging.ERROR,
                                            preload=["theorylab.sweep.experiments"])
             finally:
-                if warming is not None:
-                    warming.join()
+                _restore_environ(saved_env)
             client = Client(cluster)
         else:
             try:
@@ -272,3 +280,4 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
         client.close()
         if cluster is not None:
             cluster.close()
+            _restore_environ(saved_env)  # a worker restarted mid-sweep set them again

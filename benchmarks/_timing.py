@@ -7,11 +7,17 @@ import time
 
 import numpy as np
 
-__all__ = ["median_time", "gemm_gflops", "torch_or_none", "uptime_load"]
+__all__ = ["median_time", "time_stats", "gemm_gflops", "torch_or_none", "uptime_load"]
 
 
-def median_time(fn, repeats=5, warmup=2):
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
+def time_stats(fn, repeats=5, warmup=2):
+    """``(median, best)`` wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls.
+
+    The median is what a user sees on this machine as it is; the best is the
+    least disturbed call, the machine's capability (timeit's advice), which is
+    the steadier basis for a ratio on a shared VM whose speed drifts by tens of
+    percent between calls.
+    """
     for _ in range(warmup):
         fn()
     times = []
@@ -19,7 +25,12 @@ def median_time(fn, repeats=5, warmup=2):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
+
+
+def median_time(fn, repeats=5, warmup=2):
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
+    return time_stats(fn, repeats, warmup)[0]
 
 
 def gemm_gflops(m, k, n, dtype=np.float64, repeats=5):

@@ -43,3 +43,17 @@ def test_a_raising_check_is_recorded_and_others_run():
     bad = {"d": 16, "k": 40}  # k > d: the world raises ValueError
     res = run_checks([registry["fp.v1_clean_features_l2"]], "quick", [0], params_override=bad)
     assert res[0].verdict == ERROR and "k must be" in res[0].error
+
+
+def test_parallel_tasks_are_families_costliest_first():
+    from proofs_check._runner import _task_groups
+
+    ids = list(load_checks())
+    groups = _task_groups(ids)
+    assert sorted(sum(groups, [])) == sorted(ids)  # every check exactly once
+    # The same-radius checks reuse the fp pipeline's network: same task as the fp checks.
+    assert all(c.startswith(("fp.", "lb.same_radius")) for c in groups[0])
+    assert {"lb.same_radius_linf", "fp.v3_adversarial_purifies_linf"} <= set(groups[0])
+    assert [g[0].split(".")[0] for g in groups[1:]] == ["img", "lb", "ll"]
+    for g in groups:
+        assert g == [c for c in ids if c in g]  # registry order kept inside a family

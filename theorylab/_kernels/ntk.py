@@ -167,24 +167,38 @@ def arccos_gram(X, Y, nx, ny):
 
 
 @jit(parallel=True)
-def _arccos_block(S, nx, ny, alpha, f, A, B, offset):
-    # grad_x K(x, x') = x' (k0 + c / (2 pi sin)) - (x / |x|) c^2 |x'| / (2 pi sin); the
-    # singular parts cancel in norm (bounded) and are dropped at the cone point.  B holds
-    # the coefficient of the unit vector x / |x| (not of x: |x| may be 1e-310 or 1e300).
+def _arccos_block(S, C, nx, ny, alpha, f, A, B, offset, with_grad):
+    # Scores from S = <x, x'>; with_grad: grad_x K(x, x') = x' (k0 + c / (2 pi sin))
+    # - (x / |x|) c^2 |x'| / (2 pi sin), the singular parts cancelling in norm (dropped at
+    # the cone point).  The coefficients depend on the angle only, so they come from C,
+    # the cosines of the unit rows: S / (|x| |x'|) lost ~44 bits when |x| was subnormal.
+    # B holds the coefficient of the unit vector x / |x| (|x| may be 1e-310 or 1e300).
     n, m = S.shape
     for r in prange(n):
         fr = 0.0
         br = 0.0
         for c in range(m):
-            k, k0, cs, sn = _arccos_entry(S[r, c], nx[offset + r], ny[c])
-            fr += alpha[c] * k
-            coef = k0
-            if sn > _SIN_TINY and nx[offset + r] > 0.0:
-                coef += cs / (_TWO_PI * sn)
-                br += alpha[c] * cs * cs * ny[c] / (_TWO_PI * sn)
-            A[r, c] = alpha[c] * coef
+            fr += alpha[c] * _arccos_entry(S[r, c], nx[offset + r], ny[c])[0]
+            if with_grad:
+                k0, cs, sn = _arccos_entry(C[r, c], 1.0, 1.0)[1:]
+                coef = k0
+                if sn > _SIN_TINY and nx[offset + r] > 0.0:
+                    coef += cs / (_TWO_PI * sn)
+                    br += alpha[c] * cs * cs * ny[c] / (_TWO_PI * sn)
+                A[r, c] = alpha[c] * coef
         f[offset + r] = fr
         B[offset + r] = br
+
+
+def _unit_rows(X):
+    # Rows divided by their length, scaled by their largest entry first (no under/overflow);
+    # zero rows stay zero.
+    if X.shape[1] == 0:
+        return X.copy()
+    big = np.abs(X).max(axis=1, keepdims=True)
+    U = X / np.where(big > 0, big, 1.0)
+    nu = np.linalg.norm(U, axis=1, keepdims=True)
+    return U / np.where(nu > 0, nu, 1.0)
 
 
 def arccos_predict(X, nx, Xtr, ntr, alpha, b, with_grad):
@@ -193,16 +207,17 @@ def arccos_predict(X, nx, Xtr, ntr, alpha, b, with_grad):
     f = np.empty(n, dtype=X.dtype)
     B = np.zeros(n, dtype=X.dtype)
     G = np.zeros((n, d), dtype=X.dtype) if with_grad else None
+    Tu = _unit_rows(Xtr) if with_grad else None
     for start in range(0, n, _BLOCK):
         stop = min(n, start + _BLOCK)
         S = X[start:stop] @ Xtr.T
         A = np.empty_like(S)
-        _arccos_block(S, nx, ntr, alpha, f, A, B, start)
         if with_grad:
-            Xb = X[start:stop]
-            big = np.abs(Xb).max(axis=1, keepdims=True) if d else np.zeros((stop - start, 1))
-            U = Xb / np.where(big > 0, big, 1.0)  # scale first: unit rows without underflow
-            nu = np.linalg.norm(U, axis=1, keepdims=True)
-            U = U / np.where(nu > 0, nu, 1.0)
+            U = _unit_rows(X[start:stop])
+            C = U @ Tu.T  # cosines, whatever the scale of x (one more GEMM, gradient only)
+        else:
+            C = S  # unused
+        _arccos_block(S, C, nx, ntr, alpha, f, A, B, start, with_grad)
+        if with_grad:
             G[start:stop] = A @ Xtr - U * B[start:stop, None]
     return f + b, G

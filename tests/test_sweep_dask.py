@@ -140,3 +140,31 @@ def test_local_cluster_leaves_this_process_environment_alone(tmp_path):
     s = run_sweep(spec, results=str(tmp_path / "r.sqlite"), backend="dask", workers=1)
     assert s["done"] == 1, s
     assert {k: os.environ.get(k) for k in NANNY_KEYS} == before
+
+
+def test_a_failing_client_does_not_leave_the_local_cluster_running(tmp_path, monkeypatch):
+    import time
+
+    import psutil
+
+    def broken_client(*args, **kwargs):
+        raise RuntimeError("client failed on purpose")
+
+    monkeypatch.setattr(distributed, "Client", broken_client)
+    spec = parse_spec({"sweep": {"name": "tiny"}, "experiment": {"kind": "pipeline"},
+                       "axes": {"d": [8]}, "fixed": TINY_PIPELINE})
+    before = {k: os.environ.get(k) for k in NANNY_KEYS}
+    earlier = {p.pid for p in psutil.Process().children(recursive=True)}  # e.g. `cluster`'s
+    with pytest.raises(RuntimeError, match="on purpose"):
+        run_sweep(spec, results=str(tmp_path / "r.sqlite"), backend="dask", workers=1)
+    assert {k: os.environ.get(k) for k in NANNY_KEYS} == before
+    deadline = time.monotonic() + 20
+    while True:
+        alive = [p for p in psutil.Process().children(recursive=True)
+                 if p.pid not in earlier and p.is_running()
+                 and p.status() != psutil.STATUS_ZOMBIE
+                 and "resource_tracker" not in " ".join(p.cmdline())]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not alive, [p.cmdline() for p in alive]

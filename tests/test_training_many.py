@@ -121,3 +121,43 @@ def test_bad_input_is_a_value_error_naming_it():
             train_many(**kw)
     for m in ms:
         np.testing.assert_array_equal(m.W, m.W_init)  # nothing ran
+
+
+def test_float32_loss_overflow_stops_both_paths_alike():
+    # Per-sample losses ~1e37: their float32 sum overflows although the mean would not.
+    # train (np.mean in float32) stops; so must train_many.
+    w = SparseCoding(4, 1, seed=0)
+    s = w.sample(2048, 1, dtype=np.float32)
+    W = np.full((4, 4), 1e36, dtype=np.float32)
+
+    def model():
+        return TwoLayerReLU(4, 4, threshold="fixed", c=0.0, W=W, dtype=np.float32)
+
+    with pytest.raises(TrainingDiverged):
+        train(model(), w, steps=2, data=(s.X, s.y), eval_size=8)
+    res = train_many([model()], [(s.X, s.y)], steps=2)
+    assert res.status == ["diverged"] and res.diverged_at[0] == 0
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e-24])
+def test_norm_rule_thresholds_neither_overflow_nor_underflow(scale):
+    W = scale * np.array([[3.0, 4.0], [0.0, 1.0]], dtype=np.float32)
+    net = TwoLayerReLU(2, 2, threshold="norm", c=0.5, W=W, dtype=np.float32)
+    np.testing.assert_allclose(net.thresholds(), 0.5 * scale * np.array([5.0, 1.0]), rtol=1e-6)
+
+
+def test_more_bad_input_is_a_value_error():
+    w, data, models = _setup(S=2)
+    ms = models()
+    for kw, word in [(dict(models=ms[0], data=data), "models"),
+                     (dict(models=ms, data=None), "data"),
+                     (dict(models=ms, data=5), "data"),
+                     (dict(models=ms, data=data, schedule=(1.0,)), "schedule")]:
+        with pytest.raises(ValueError, match=word):
+            train_many(steps=3, **kw)
+    ms[1].W = ms[1].W.astype(np.float32)  # a float64 model holding float32 weights
+    with pytest.raises(ValueError, match=r"models\[1\]\.W"):
+        train_many(ms, data, steps=3)
+    ms[1].W = np.full_like(ms[0].W, np.nan)
+    with pytest.raises(ValueError, match=r"models\[1\]\.W"):
+        train_many(ms, data, steps=3)

@@ -233,7 +233,8 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
                                         step_size=pgd_step_size, random_start=True,
                                         seed=attack_rng)
                 loss, f, grad = model.weight_gradient(X, y)
-            mean_loss = float(np.mean(loss))
+            with np.errstate(over="ignore"):  # an overflowing sum is caught just below
+                mean_loss = float(np.mean(loss))
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(f"loss is {mean_loss} at step {t} (lr={lr}); "
                                        "lower lr or raise the threshold", t, history)

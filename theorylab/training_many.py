@@ -52,10 +52,14 @@ class ManyRuns:
 
 def _stack_data(data, S, d, dtype):
     # (X, y) stacked as (S, N, d) and (S, N), validated, in the models' dtype.
-    if isinstance(data, tuple) and len(data) == 2 and np.ndim(data[0]) == 3:
+    if (isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], tuple)
+            and np.ndim(data[0]) == 3):
         X = check_array("data[0]", data[0], ndim=3, shape=(S, None, d), dtype=dtype)
         y = check_array("data[1]", data[1], ndim=2, shape=X.shape[:2], dtype=dtype)
     else:
+        if not isinstance(data, (list, tuple)):
+            raise ValueError("data must be a tuple (X, y) of stacked arrays or a list of "
+                             f"(X_r, y_r) tuples, got {type(data).__name__}")
         data = list(data)
         if len(data) != S:
             raise ValueError(f"data: {len(data)} data sets for {S} models")
@@ -108,6 +112,9 @@ def train_many(models, data, *, steps, lr=0.5, schedule=None):
     from .models import TwoLayerReLU
     from .training import ThresholdSchedule
 
+    if not isinstance(models, (list, tuple)):
+        raise ValueError(f"models must be a list or tuple of TwoLayerReLU, "
+                         f"got {type(models).__name__}")
     models = list(models)
     if not models:
         raise ValueError("models: need at least one TwoLayerReLU")
@@ -122,9 +129,16 @@ def train_many(models, data, *, steps, lr=0.5, schedule=None):
                                                          first.threshold) or not same_M):
             raise ValueError(f"models[{r}] differs from models[0] in d, m, dtype, threshold "
                              "rule or dictionary; train_many needs them equal")
+    for r, mdl in enumerate(models):  # finite weights of the model's own dtype
+        check_array(f"models[{r}].W", mdl.W, ndim=2, shape=(mdl.m, mdl.d))
+        if mdl.W.dtype != np.dtype(mdl.dtype):
+            raise ValueError(f"models[{r}].W has dtype {mdl.W.dtype}, the model {mdl.dtype}")
     steps = check_int("steps", steps, 1)
     lr = check_float("lr", lr, 0.0, low_open=True)
     if isinstance(schedule, tuple):
+        if len(schedule) != 3:
+            raise ValueError("schedule must be a ThresholdSchedule or a (start, end, "
+                             f"ramp_steps) tuple, got {len(schedule)} values")
         schedule = ThresholdSchedule(*schedule)
     if schedule is not None and not isinstance(schedule, ThresholdSchedule):
         raise ValueError("schedule must be a ThresholdSchedule or a (start, end, ramp_steps) tuple")

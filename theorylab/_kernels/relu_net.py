@@ -206,8 +206,20 @@ def thresholds(W, c, rule, M):
                     a = v
             b[i] = c * a
     elif rule == 1:
-        for i in range(m):
-            b[i] = c * np.sqrt(np.dot(W[i], W[i]))
+        for i in range(m):  # ||w_i|| scaled by its largest entry: no overflow or underflow
+            big = 0.0
+            for j in range(d):
+                v = abs(W[i, j])
+                if v > big or v != v:
+                    big = v
+            acc = 0.0
+            if big > 0.0:
+                for j in range(d):
+                    q = W[i, j] / big
+                    acc += q * q
+            elif big != big:
+                acc = big
+            b[i] = c * (big * math.sqrt(acc))
     else:
         for i in range(m):
             b[i] = c
@@ -216,6 +228,8 @@ def thresholds(W, c, rule, M):
 
 @jit
 def _mean_loss_and_gradient_serial(X, y, W, b, G, U, A, P, f, loss, slope):
+    # Returns the mean loss, or inf when the loss sum overflows W's dtype (what np.mean in
+    # that dtype, the single-run path's divergence test, reports).
     # loss_and_weight_gradient's sums, chunk after chunk on this thread: the same GEMM
     # calls on the same operands, written into this run's work arrays (U, A: CHUNK x m;
     # P: m x d; f, loss, slope: CHUNK).  Reusing them matters: with fresh arrays per
@@ -237,6 +251,8 @@ def _mean_loss_and_gradient_serial(X, y, W, b, G, U, A, P, f, loss, slope):
         G += P
         for r in range(k):
             total += loss[r]
+    if total > np.finfo(W.dtype).max:
+        return np.inf
     return total / n
 
 

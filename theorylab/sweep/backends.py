@@ -226,42 +226,45 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
     # A Nanny writes its pre-spawn variables into *this* process's os.environ and
     # leaves them there (distributed.nanny, WorkerProcess.start).  A leaked
     # NUMBA_NUM_THREADS=1 makes this process's next Numba compilation raise
-    # RuntimeError, so the variables are put back after every spawn and at the end.
+    # RuntimeError, so the variables are put back once the workers have started and
+    # again at the end (a worker restarted mid-sweep writes them again in between).
     saved_env = {k: os.environ.get(k) for k in
                  set(cfg["distributed.nanny.pre-spawn-environ"]) | {"PYTHONHASHSEED"}}
-    with dask.config.set(cfg):
-        if scheduler is None:
-            # Same machine, same cache: fill it before any worker starts.  (Not in a
-            # thread alongside the start-up: the nanny's variables would then be in
-            # this process's environment while it compiles.)
-            if warm is not None:
-                warm()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # chatter from distributed
-                    cluster = LocalCluster(n_workers=workers or default_workers(),
-                                           threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=None,
-                                           silence_logs=logging.ERROR,
-                                           preload=["theorylab.sweep.experiments"])
-            finally:
-                _restore_environ(saved_env)
-            client = Client(cluster)
-        else:
-            try:
-                # distributed.comm.timeouts.connect (30 s by default) bounds the wait.
-                client = Client(scheduler,
-                                timeout=dask.config.get("distributed.comm.timeouts.connect"))
-            except OSError as exc:
-                raise ValueError(f"scheduler: cannot connect to {scheduler!r}: {exc}") from None
-            threads = {w["nthreads"] for w in client.scheduler_info()["workers"].values()}
-            if threads - {1}:
-                warnings.warn("Dask workers with more than one thread run one cell at a time "
-                              "per process; start them with --nthreads 1 and more processes",
-                              RuntimeWarning, stacklevel=2)
-            if warm is not None:
-                _warm_hosts(client, warm)
-    try:
+    client = None
+    try:  # whatever fails from here on, the client and the cluster are closed
+        with dask.config.set(cfg):
+            if scheduler is None:
+                # Same machine, same cache: fill it before any worker starts.  (Not in a
+                # thread alongside the start-up: the nanny's variables would then be in
+                # this process's environment while it compiles.)
+                if warm is not None:
+                    warm()
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # chatter from distributed
+                        cluster = LocalCluster(n_workers=workers or default_workers(),
+                                               threads_per_worker=1, processes=True,
+                                               host="127.0.0.1", dashboard_address=None,
+                                               silence_logs=logging.ERROR,
+                                               preload=["theorylab.sweep.experiments"])
+                finally:
+                    _restore_environ(saved_env)
+                client = Client(cluster)
+            else:
+                try:
+                    # distributed.comm.timeouts.connect (30 s by default) bounds the wait.
+                    client = Client(scheduler, timeout=dask.config.get(
+                        "distributed.comm.timeouts.connect"))
+                except OSError as exc:
+                    raise ValueError(f"scheduler: cannot connect to {scheduler!r}: "
+                                     f"{exc}") from None
+                threads = {w["nthreads"] for w in client.scheduler_info()["workers"].values()}
+                if threads - {1}:
+                    warnings.warn("Dask workers with more than one thread run one cell at a "
+                                  "time per process; start them with --nthreads 1 and more "
+                                  "processes", RuntimeWarning, stacklevel=2)
+                if warm is not None:
+                    _warm_hosts(client, warm)
         by_key = {}
         futures = []
         for t in tasks:
@@ -277,7 +280,13 @@ def run_dask(tasks, *, workers=None, scheduler=None, warm=None, max_attempts=3, 
             fut.release()
             yield res
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-            _restore_environ(saved_env)  # a worker restarted mid-sweep set them again
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if cluster is not None:
+                try:
+                    cluster.close()
+                finally:
+                    # Also after a worker restarted mid-sweep, which set them again.
+                    _restore_environ(saved_env)

@@ -37,6 +37,16 @@ GROUP = 8    # chunks whose partial gradients are held at once (memory GROUP * m
 
 
 @jit
+def _logistic_entry(t, yr):
+    # log(1 + exp(-t)) and its slope dl/df at margin t = y f, overflow-free for either sign.
+    if t > 0.0:
+        e = math.exp(-t)
+        return math.log1p(e), -yr * (e / (1.0 + e))
+    e = math.exp(t)
+    return -t + math.log1p(e), -yr / (1.0 + e)
+
+
+@jit
 def _forward_into(U, b, y, need_slope, f, loss, slope):
     # Scores, per-sample losses and slopes dl/df of the rows of U into f, loss, slope
     # (their first U.shape[0] entries); each row summed in a fixed order.
@@ -50,15 +60,7 @@ def _forward_into(U, b, y, need_slope, f, loss, slope):
                 s += a if u > 0.0 else -a
         f[r] = s
         if need_slope:
-            t = y[r] * s
-            if t > 0.0:  # overflow-free logistic for either sign of the margin
-                e = math.exp(-t)
-                loss[r] = math.log1p(e)
-                slope[r] = -y[r] * (e / (1.0 + e))
-            else:
-                e = math.exp(t)
-                loss[r] = -t + math.log1p(e)
-                slope[r] = -y[r] / (1.0 + e)
+            loss[r], slope[r] = _logistic_entry(y[r] * s, y[r])
 
 
 @jit
@@ -120,15 +122,7 @@ def logistic(f, y):
     loss = np.empty_like(f)
     slope = np.empty_like(f)
     for r in prange(n):
-        t = y[r] * f[r]
-        if t > 0.0:
-            e = math.exp(-t)
-            loss[r] = math.log1p(e)
-            slope[r] = -y[r] * (e / (1.0 + e))
-        else:
-            e = math.exp(t)
-            loss[r] = -t + math.log1p(e)
-            slope[r] = -y[r] / (1.0 + e)
+        loss[r], slope[r] = _logistic_entry(y[r] * f[r], y[r])
     return loss, slope
 
 

@@ -26,8 +26,8 @@ def build_parser(parser=None):
     parser.add_argument("--figures", metavar="DIR", default="figures",
                         help="directory for the checks' figures (default figures/)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="worker processes, seeds spread over them (default 1); "
-                             "results do not depend on it")
+                        help="worker processes running (seed, check family) tasks "
+                             "(default 1); results do not depend on it")
     parser.add_argument("--no-fail-exit", action="store_true",
                         help="exit 0 when checks FAIL (a FAIL is a measured result, shown in "
                              "the table and report); a check that raises still exits 1")

@@ -129,10 +129,10 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
     params_override : dict, optional
         Merged into every check's parameters (for experiments and mutation tests).
     jobs : int, default 1
-        Worker processes; seeds are spread over them (each worker runs every
-        check for its seed, so checks still share their trained networks).
-        Results do not depend on ``jobs``: kernels give the same bits for any
-        thread count.
+        Worker processes; the tasks are (seed, check family) pairs, costliest
+        family first (a family's checks run in one process, so they still share
+        their trained networks).  Results do not depend on ``jobs``: kernels give
+        the same bits for any thread count.
 
     Returns
     -------

@@ -7,12 +7,36 @@ of clean training, FGM adversarial training from the clean weights.  The
 ``full`` regimes are the pilot's sizes; the ``quick`` regimes shrink d, batch
 and steps so that ``make check`` stays within its time budget, and keep k in the
 l2 window d^(1/3) <~ k << d^(1/2) of spec 3.3(iv) where clean and purified
-networks separate (k = 5 at d = 128).  The linf quick regimes use k = 4, chosen
-before any linf measurement; the two linf regimes share one clean run per seed
-(see _fp_pipeline).  Measured on seeds 0-2 with linf at k = 5 instead: FGSM
+networks separate (k = 5 at d = 128).  The linf quick regime (M = I) uses k = 4, chosen
+before any linf measurement.  Measured on seeds 0-2 with k = 5 instead: FGSM
 training stayed 0.145 below the oracle at eps 0.04 and the principle held for 75%
 of neurons (both criteria fail), against 0.078 and 98% at k = 4: linf
 purification in this reconstruction weakens as k grows towards sqrt(d)/2.
+
+Two regime choices were revised after a measured FAIL, for the reasons below;
+the evidence was taken on seeds 10-12, not on the report's seeds 0-2.
+
+* linf with M = I trains at the radius it is evaluated at (eps_train = eps_eval
+  = 0.04), the paper's "robust to perturbations of the same radius" [C].  It
+  used 0.08, the pilot's, and stayed 0.12 [0.08, 0.12] below the oracle on seeds
+  0-2.  FGSM radius -> oracle gap at eps 0.04 (seeds 10-12, T_adv = 500):
+  0.04 -> 0.08-0.10, 0.05 -> 0.08-0.12, 0.06 -> 0.09-0.13, 0.08 -> 0.12-0.16,
+  0.12 -> 0.32-0.36; more FGSM steps at 0.08 gave 0.10-0.12 (3x) and a decaying
+  step size did not help.  Part of the gap is atoms the clean network never
+  learned (coverage 91-95%): the oracle restricted to the covered atoms reaches
+  0.93-0.95 where the full oracle reaches 1.00 (reported as
+  ``oracle_covered_minus_adv``).
+* linf with a dense dictionary uses the l2 regime's k.  For an incoherent M a
+  pixel-space linf ball of radius eps acts on the codes like an l2 ball of radius
+  about 0.8 eps sqrt(d) (the dense attack moves <M w*/sqrt(d), x> by eps
+  ||M w*||_1 / sqrt(d) ~ 0.8 eps sqrt(d); a sign attack on k Hadamard atoms
+  moves each by ~0.75 eps sqrt(d) / sqrt(k)), so the clean/purified separation
+  needs the l2 window d^(1/3) <~ k of spec 3.3(iv).  k = 4 sits below it at
+  d = 128 (128^(1/3) = 5.04) and measured clean/oracle tau50 0.77 (> 0.7, FAIL)
+  and an oracle-clean gap 0.155 (< 0.2, INCONCLUSIVE) on seeds 0-2; with k = 5
+  (seeds 10-12) 0.54-0.56 and 0.25-0.28, and every criterion held.  The radii
+  are the l2 regime's mapped by that factor (0.2 -> 0.022, 0.3 -> 0.033), and
+  the clean run is the l2 regime's (same world parameters).
 """
 
 from __future__ import annotations
@@ -38,19 +62,17 @@ REGIMES = {
                      eps_eval=0.2, batch=1024, T=3000, T_adv=1500, grid=L2_GRID),
     },
     "linf": {
-        "quick": dict(_BASE, d=128, k=4, dictionary="identity", norm="inf", eps_train=0.08,
+        "quick": dict(_BASE, d=128, k=4, dictionary="identity", norm="inf", eps_train=0.04,
                       eps_eval=0.04, batch=512, T=1000, T_adv=500, grid=LINF_GRID),
-        "full": dict(_BASE, d=256, k=6, dictionary="identity", norm="inf", eps_train=0.08,
+        "full": dict(_BASE, d=256, k=6, dictionary="identity", norm="inf", eps_train=0.04,
                      eps_eval=0.04, batch=1024, T=3000, T_adv=1500, grid=LINF_GRID),
     },
-    # eps_eval sits at the grid point nearest the derived purified radius 1/(2 sqrt(dk))
-    # (spec 3.3(iii): 0.022 at d=128, k=4; 0.018 at d=256, k=3); training uses a radius
-    # about 4/3 of it, as the pilots train above their evaluation radius.  k=3 in full
-    # keeps a window above the linear rule's ~sqrt(k)/||M w*||_1 (it closes at k=6).
+    # l2-equivalent regime (module docstring): k and the clean run are the l2 regime's,
+    # radii are the l2 radii / (0.8 sqrt(d)), rounded to grid points.
     "linf_dense": {
-        "quick": dict(_BASE, d=128, k=4, dictionary="hadamard", norm="inf", eps_train=0.032,
+        "quick": dict(_BASE, d=128, k=5, dictionary="hadamard", norm="inf", eps_train=0.032,
                       eps_eval=0.024, batch=512, T=1000, T_adv=500, grid=LINF_DENSE_GRID),
-        "full": dict(_BASE, d=256, k=3, dictionary="hadamard", norm="inf", eps_train=0.024,
+        "full": dict(_BASE, d=256, k=6, dictionary="hadamard", norm="inf", eps_train=0.024,
                      eps_eval=0.016, batch=1024, T=3000, T_adv=1500, grid=LINF_DENSE_GRID),
     },
 }

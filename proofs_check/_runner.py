@@ -11,7 +11,7 @@ import traceback
 
 import numpy as np
 
-from ._harness import FAIL, INCONCLUSIVE, PASS, CheckResult, evaluate
+from ._harness import FAIL, INCONCLUSIVE, PASS, CheckResult, CriterionResult, evaluate
 
 __all__ = ["run_checks", "format_table", "write_json", "write_markdown", "ERROR"]
 
@@ -228,6 +228,20 @@ def _cell(text):
     return str(text).replace("|", "\\|")
 
 
+def _other_measurements(result):
+    # Numbers a check measured that no criterion judges (context for the reader).
+    judged = {c.criterion.key for c in result.criteria}
+    keys = [k for k, v in (result.measurements[0].items() if result.measurements else ())
+            if k != "extra" and k not in judged and isinstance(v, (int, float, np.number))
+            and not isinstance(v, bool)]
+    parts = []
+    for k in keys:
+        vals = [float(m.get(k, np.nan)) for m in result.measurements]
+        summary = CriterionResult(None, vals, "").summary()
+        parts.append(f"`{k}` {summary}")
+    return ", ".join(parts)
+
+
 def write_markdown(results, path):
     """A Markdown report: per check, the claim, regime, criteria vs measurements, verdict, figure."""
     out = ["# theorylab theorem-check report", ""]
@@ -256,6 +270,9 @@ def write_markdown(results, path):
                 kind = " (precondition)" if c.criterion.kind == "precondition" else ""
                 out.append(f"| `{c.criterion.describe()}`{kind} | {c.summary()} | {c.status} | "
                            f"{_cell(c.criterion.reason)} |")
+        other = _other_measurements(r)
+        if other:
+            out += ["", "*Other measurements (no criterion), median [min, max]:* " + other]
         if r.error:
             out += ["", "```", r.error.strip(), "```"]
         if r.check.notes:

@@ -23,25 +23,29 @@ import numpy as np
 from theorylab import theory
 
 from . import lb_common as lb
+from ._fp_common import REGIMES as FP_REGIMES
 from ._harness import Check, Criterion, register
 
 PAPER = "Feature Purification (Allen-Zhu & Li 2021)"
 
-# The fp checks' linf regimes (proofs_check/_fp_common.py): identical pipeline keys
-# make fp_run return the network the fp checks already trained in this process.
-_FP = dict(codes="pm1", noise=0.05, width_mult=2, init_scale=None, c0=1.0, c1=0.5,
-           ramp_frac=0.5, lr=0.5, n_test=1000, dictionary="identity", norm="inf",
-           eps_train=0.08)
+# The fp checks' linf regimes (proofs_check/_fp_common.py), taken from there so they cannot
+# drift apart: identical pipeline keys make fp_run return the network the fp checks already
+# trained in this process.  The fp grid and eval radius are replaced by tau*'s search grid.
 GRID = [0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08]
 TRAINED = ("linear", "linear_oracle", "separable", "poly_kernel", "ntk", "ntk_analytic")
 
-QUICK = dict(_FP, reference="fp_pipeline", d=128, k=4, batch=512, T=1000, T_adv=500,
-             grid=GRID, bisect=4, n_eval=1000, n_pgd=200, pgd_steps=20, pgd_steps_learners=10,
-             n_train=2000, n_kernel=1500, m_ntk=256, degree=3, learners=TRAINED, scale_up=4,
+
+def _from_fp(regime):
+    return {k: v for k, v in FP_REGIMES["linf"][regime].items()
+            if k not in ("grid", "eps_eval", "pgd_steps")}
+
+
+QUICK = dict(_from_fp("quick"), reference="fp_pipeline", grid=GRID, bisect=4, n_eval=1000,
+             n_pgd=200, pgd_steps=20, pgd_steps_learners=10, n_train=2000, n_kernel=1500,
+             m_ntk=256, degree=3, learners=TRAINED, scale_up=4,
              poly_learners=("poly_oracle", "poly_soft"), poly_ds=(4096, 65536), n_poly=300)
-FULL = dict(QUICK, d=256, k=6, batch=1024, T=3000, T_adv=1500, n_pgd=1000,
-            pgd_steps_learners=20, n_train=4000, n_kernel=3000, poly_ds=(2048, 16384, 131072),
-            n_poly=400)
+FULL = dict(QUICK, **_from_fp("full"), n_pgd=1000, pgd_steps_learners=20, n_train=4000,
+            n_kernel=3000, poly_ds=(2048, 16384, 131072), n_poly=400)
 
 
 def _tau_star(net, X, y, world, p):

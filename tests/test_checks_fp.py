@@ -24,17 +24,10 @@ MUTATIONS = {
 }
 
 
-# Where the quick regime cannot test a claim (its precondition fails, so the verdict
-# is INCONCLUSIVE for any learner), the mutation runs where the claim is testable:
-# linf with the Hadamard dictionary separates clean and purified networks at k = 5
-# (measured oracle - clean 0.25 at eps 0.024), not at k = 4.
-TESTABLE = {"fp.v3_adversarial_purifies_linf_dense": {"k": 5}}
-
-
 def _mutation(check_id):
     for prefix, override in MUTATIONS.items():
         if check_id.startswith(prefix):
-            return dict(override, **TESTABLE.get(check_id, {}))
+            return dict(override)
     raise AssertionError(f"no mutation defined for {check_id}: every check needs one")
 
 

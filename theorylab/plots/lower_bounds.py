@@ -154,7 +154,9 @@ def same_radius_bars(results):
         for off, ks, label, color in [(-0.2, keys, "network's d", "tab:blue"),
                                       (0.2, big, "4x larger d", "tab:orange")]:
             vals = np.array([[r.get(k, np.nan) if k else np.nan for k in ks] for r in results])
-            med = np.nanmedian(vals, axis=0) if np.isfinite(vals).any() else vals[0]
+            # Column-wise median of the finite values (the reference has no large-d bar).
+            med = np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan
+                            for c in vals.T])
             bars = ax.bar(x + off, np.nan_to_num(med), width=0.4, color=color, label=label)
             ax.bar_label(bars, labels=["" if not np.isfinite(v) else f"{v:.2f}" for v in med],
                          fontsize=6)

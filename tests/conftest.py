@@ -45,6 +45,7 @@ def _warm_all_kernels():
     net = TwoLayerReLU(3, 2, init_scale=1.0)
     net.weight_gradient(Xr, yr)
     attacks.pgd(net, Xr, yr, 0.1, 2, steps=1, random_start=True)
+    attacks.fgm(net, Xr, yr, 0.1, 2)  # the compiled fgm (pgd's is compiled above)
 
     cnn_model = SmoothedReLUCNN(2, 2, 3, W=rng.standard_normal((2, 2, 3)))
     Xp, yc = rng.standard_normal((2, 2, 3)), np.array([0, 1])
@@ -112,3 +113,16 @@ def one_numba_thread():
     numba.set_num_threads(1)
     yield
     numba.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small trained two-layer network, its world and 300 held-out points."""
+    from theorylab.models import TwoLayerReLU
+    from theorylab.training import ThresholdSchedule, train
+    from theorylab.worlds import SparseCoding
+
+    world = SparseCoding(32, 3, seed=0)
+    model = TwoLayerReLU.for_world(world, seed=0)
+    train(model, world, steps=200, schedule=ThresholdSchedule(1.0, 0.5, 100), seed=0)
+    return world, model, world.sample(300, 7)

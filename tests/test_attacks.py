@@ -5,7 +5,6 @@ import pytest
 from scipy import stats
 
 from theorylab import attacks
-from theorylab.models import TwoLayerReLU
 from theorylab.worlds import SparseCoding
 
 DUAL = {2: 2, np.inf: 1, 1: np.inf}
@@ -60,15 +59,6 @@ def test_ball_sampling_is_uniform(norm):
     r = np.linalg.norm(pts, ord=norm, axis=1)
     assert r.max() <= 1.0 + 1e-12
     assert stats.kstest(r ** n, "uniform").pvalue > 1e-3  # fails at 1e-3 only by chance
-
-
-@pytest.fixture(scope="module")
-def trained():
-    world = SparseCoding(32, 3, seed=0)
-    model = TwoLayerReLU.for_world(world, seed=0)
-    from theorylab.training import train, ThresholdSchedule
-    train(model, world, steps=200, schedule=ThresholdSchedule(1.0, 0.5, 100), seed=0)
-    return world, model, world.sample(300, 7)
 
 
 @pytest.mark.parametrize("norm", [2, np.inf, 1])

@@ -156,8 +156,15 @@ def test_fgm_is_the_steepest_ascent_step_of_the_model_loss(mxy, eps, norm):
     p = check_norm(norm)
     delta = attacks.fgm(model, X, y, eps, norm)
     G = model.input_gradient(X, y)
-    # The same closed form on the model's own gradient, bit for bit.
-    assert np.array_equal(delta, attacks.steepest_ascent(G, eps, norm))
+    # The same closed form on the model's own gradient, bit for bit; a model's compiled
+    # l2 step (TwoLayerReLU) sums the squares in another order: each entry is
+    # eps u_j / ||u|| with u = g / max|g| on both paths, and the two norms (and the
+    # compiled path's projection) differ by (d + 4) eps relative at most.
+    ref = attacks.steepest_ascent(G, eps, norm)
+    if p == 2.0 and hasattr(model, "_fgm_fused"):
+        np.testing.assert_allclose(delta, ref, rtol=(2 * G[0].size + 16) * EPS, atol=TINY)
+    else:
+        assert np.array_equal(delta, ref)
     flat, Gf = delta.reshape(len(X), -1), G.reshape(len(X), -1)
     zero = ~Gf.any(axis=1)
     assert not flat[zero].any()  # zero gradient (e.g. closed gates): zero step

@@ -7,7 +7,9 @@ over all of a sample's coordinates (for patch inputs (N, P, d), over P*d).
 
 Any model works that provides the private protocol of
 :class:`theorylab.models._base.BinaryModel`: ``_check_X``, ``_check_y``,
-``_loss_grad`` (per-sample loss and input gradient) and ``_correct``.
+``_loss_grad`` (per-sample loss and input gradient) and ``_correct``.  A
+model may also compile the l2 and linf loops of :func:`fgm` and :func:`pgd`
+(``_fgm_fused``, ``_pgd_fused``; TwoLayerReLU does), which then run instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "dense_direction",
     "robust_accuracy",
     "robustness_curve",
+    "cumulative_survival",
     "RobustnessCurve",
     "tau50",
 ]
@@ -159,6 +162,23 @@ def _prepare(model, X, y):
     return X, model._check_y(y, X.shape[0])
 
 
+# Models may compile the l2 and linf loops of fgm and pgd (``_fgm_fused``, ``_pgd_fused``:
+# TwoLayerReLU); they give the same perturbations as the NumPy code here, bit for bit in
+# linf and up to rounding in l2.  False forces the NumPy code (tests compare the two).
+_FUSED = True
+
+
+def _fused(model, name, p):
+    # The model's compiled loop ``name`` for norm p, or None.
+    return getattr(model, name, None) if _FUSED and p in (2.0, np.inf) else None
+
+
+def _require_finite_gradients(ok, delta):
+    # steepest_ascent's NaN policy for the compiled loops, which flag rows instead of raising.
+    if not (ok.all() and np.isfinite(delta).all()):
+        raise ValueError("gradient contains NaN or infinite values")
+
+
 def fgm(model, X, y, eps, norm, *, zero_grad="zero"):
     """Fast gradient method: one closed-form step of radius ``eps`` up the loss.
 
@@ -177,10 +197,20 @@ def fgm(model, X, y, eps, norm, *, zero_grad="zero"):
     Returns
     -------
     delta : ndarray, same shape as ``X``
+
+    Notes
+    -----
+    With ``zero_grad="zero"``, l2 and linf run the model's compiled step when it
+    has one: the same bits in linf, the same up to rounding in l2.
     """
     p = check_norm(norm)
     eps = check_float("eps", eps, 0.0)
     X, y = _prepare(model, X, y)
+    fused = _fused(model, "_fgm_fused", p) if zero_grad == "zero" else None
+    if fused is not None:
+        delta, ok = fused(X, y, eps, p)
+        _require_finite_gradients(ok, delta)
+        return delta
     _, G = model._loss_grad(X, y)
     return steepest_ascent(G, eps, p, zero_grad=zero_grad).astype(X.dtype, copy=False)
 
@@ -212,6 +242,12 @@ def pgd(model, X, y, eps, norm, *, steps=20, step_size=None, random_start=False,
     Returns
     -------
     delta : ndarray, same shape as ``X``, with ||delta||_p <= eps per sample.
+
+    Notes
+    -----
+    l2 and linf run the model's compiled loop when it has one, one call per
+    start: the same iterates and choice of the best, bit for bit in linf and up
+    to rounding in l2 (where a rounding can still flip a near-tie or a gate).
     """
     p = check_norm(norm)
     eps = check_float("eps", eps, 0.0)
@@ -226,19 +262,35 @@ def pgd(model, X, y, eps, norm, *, steps=20, step_size=None, random_start=False,
     if eps == 0.0:
         return best
     with frozen(model):
-        best_loss = model._loss_grad(X, y)[0]
+        fused = _fused(model, "_pgd_fused", p)
+        best_loss = model._loss_grad(X, y)[0] if fused is None else None
         for _ in range(restarts):
             delta = (sample_ball(X.shape, eps, p, rng, X.dtype) if random_start
                      else np.zeros_like(X))
+            if fused is not None:
+                # A compiled start keeps its best iterate from the loss at X on, like the
+                # loop below; the best over starts is then the same row by row.
+                cand, loss, ok = fused(X, y, delta, steps, alpha, eps, p)
+                _require_finite_gradients(ok, cand)
+                if best_loss is None:
+                    best, best_loss = cand, loss
+                else:
+                    best_loss = _keep_better(best, best_loss, cand, loss)
+                continue
             for t in range(steps + 1):
                 loss, G = model._loss_grad(X + delta, y)
-                better = loss > best_loss
-                best[better] = delta[better]
-                best_loss = np.where(better, loss, best_loss)
+                best_loss = _keep_better(best, best_loss, delta, loss)
                 if t == steps:
                     break
                 delta = project(delta + steepest_ascent(G, alpha, p), eps, p).astype(X.dtype)
     return best
+
+
+def _keep_better(best, best_loss, cand, loss):
+    # Rows whose loss beats best_loss (strictly: the first best wins ties) take cand, in place.
+    better = loss > best_loss
+    best[better] = cand[better]
+    return np.where(better, loss, best_loss)
 
 
 def dense_direction(world, y, eps, norm, *, dtype=np.float64):
@@ -277,17 +329,21 @@ def robust_accuracy(model, X, y, eps, norm, attack="pgd", *, world=None, **attac
         if not hasattr(model, "exact_robust_correct"):
             raise ValueError(f"attack='exact' is not available for {type(model).__name__}")
         return float(np.mean(model.exact_robust_correct(X, yv, eps, p)))
+    delta = _perturbation(model, X, yv, eps, p, attack, world, attack_kwargs)
+    return float(np.mean(model._correct(X + delta, yv)))
+
+
+def _perturbation(model, X, y, eps, p, attack, world, attack_kwargs):
+    # The perturbation of a named non-exact attack on validated arrays.
     if attack == "pgd":
-        delta = pgd(model, X, yv, eps, p, **attack_kwargs)
-    elif attack == "fgm":
-        delta = fgm(model, X, yv, eps, p, **attack_kwargs)
-    elif attack == "dense":
+        return pgd(model, X, y, eps, p, **attack_kwargs)
+    if attack == "fgm":
+        return fgm(model, X, y, eps, p, **attack_kwargs)
+    if attack == "dense":
         if world is None:
             raise ValueError("attack='dense' needs world=")
-        delta = dense_direction(world, yv, eps, p, dtype=X.dtype)
-    else:
-        delta = np.zeros_like(X)
-    return float(np.mean(model._correct(X + delta, yv)))
+        return dense_direction(world, y, eps, p, dtype=X.dtype)
+    return np.zeros_like(X)
 
 
 def tau50(eps, accuracy, clean_accuracy=None):
@@ -354,8 +410,55 @@ class RobustnessCurve:
                 "tau50": self.tau50, **self.details}
 
 
-def robustness_curve(model, X, y, eps_grid, norm, attack="pgd", *, world=None, **attack_kwargs):
+def cumulative_survival(correct_at, eps_grid, n):
+    """Which points survive an attack at every radius up to each one of a grid.
+
+    A perturbation found at radius r is admissible at every radius r' >= r, so a
+    point broken at r is counted as broken at all larger radii of the grid.  The
+    curve is the union of the per-radius attacks (never weaker than attacking
+    each radius on its own, and monotone), and each radius attacks only the points
+    still standing, which is what makes it cheap: a non-robust model's curve costs
+    little beyond its first radii.
+
+    Parameters
+    ----------
+    correct_at : callable
+        ``correct_at(eps, idx) -> bool array of len(idx)``: correct after the
+        attack at radius ``eps``, for the points with indices ``idx``.
+    eps_grid : sequence of float
+        Strictly increasing radii.
+    n : int
+        Number of points.
+
+    Returns
+    -------
+    ndarray of bool, shape (len(eps_grid), n)
+    """
+    grid = np.asarray(eps_grid, dtype=float)
+    if grid.ndim != 1 or np.any(np.diff(grid) <= 0):
+        raise ValueError("eps_grid must be a strictly increasing 1-d sequence")
+    out = np.zeros((grid.size, n), dtype=bool)
+    alive = np.arange(n)
+    for i, eps in enumerate(grid):
+        if alive.size:
+            ok = np.asarray(correct_at(float(eps), alive), dtype=bool)
+            if ok.shape != alive.shape:
+                raise ValueError(f"correct_at returned shape {ok.shape}, expected {alive.shape}")
+            alive = alive[ok]
+            out[i, alive] = True
+    return out
+
+
+def robustness_curve(model, X, y, eps_grid, norm, attack="pgd", *, world=None,
+                     cumulative=False, **attack_kwargs):
     """Robust accuracy at each radius of ``eps_grid`` (strictly increasing, >= 0).
+
+    Parameters
+    ----------
+    cumulative : bool, default False
+        Count a point as robust at eps only if the attack failed at every grid
+        radius <= eps (:func:`cumulative_survival`): a monotone, never weaker and
+        usually much cheaper curve.  Default: each radius attacked on its own.
 
     Returns
     -------
@@ -367,8 +470,23 @@ def robustness_curve(model, X, y, eps_grid, norm, attack="pgd", *, world=None, *
         raise ValueError("eps_grid must be a non-empty 1-d sequence of finite radii >= 0")
     if np.any(np.diff(grid) <= 0):
         raise ValueError("eps_grid must be strictly increasing")
+    check_choice("attack", attack, ATTACKS)
+    if attack == "exact" and not hasattr(model, "exact_robust_correct"):
+        raise ValueError(f"attack='exact' is not available for {type(model).__name__}")
+    if attack == "dense" and world is None:
+        raise ValueError("attack='dense' needs world=")
     X, yv = _prepare(model, X, y)
     clean = float(np.mean(model._correct(X, yv)))
-    acc = np.array([robust_accuracy(model, X, yv, e, p, attack, world=world, **attack_kwargs)
-                    for e in grid])
+    if cumulative:
+        def correct_at(eps, idx):
+            Xi, yi = X[idx], yv[idx]
+            if attack == "exact":
+                return model.exact_robust_correct(Xi, yi, eps, p)
+            return model._correct(Xi + _perturbation(model, Xi, yi, eps, p, attack, world,
+                                                     attack_kwargs), yi)
+
+        acc = cumulative_survival(correct_at, grid, X.shape[0]).mean(axis=1)
+    else:
+        acc = np.array([robust_accuracy(model, X, yv, e, p, attack, world=world,
+                                        **attack_kwargs) for e in grid])
     return RobustnessCurve(grid, acc, norm_name(p), attack, clean)

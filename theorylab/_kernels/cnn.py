@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from ._ascent import _ascent_row, _ascent_rows
 from ._jit import jit, prange
 
 __all__ = [
@@ -240,18 +241,6 @@ def loss_and_input_gradient(X, y, W, q, rho):
     return loss, F, GX
 
 
-@jit
-def _sign(g):
-    # sign with NaN kept (np.sign semantics): a NaN gradient must not become a zero step.
-    if g > 0.0:
-        return 1.0
-    if g < 0.0:
-        return -1.0
-    if g == 0.0:
-        return 0.0
-    return g
-
-
 @jit(parallel=True)
 def ascent_step(D, G, step, eps, linf):
     """One projected steepest-ascent step on per-sample perturbations ``D`` (N, P, d).
@@ -263,74 +252,10 @@ def ascent_step(D, G, step, eps, linf):
     Norms are per sample over all P d coordinates, computed after dividing by
     the largest entry, so tiny or huge gradients neither underflow nor overflow.
     """
-    N, P, d = D.shape
     out = np.empty_like(D)
-    for n in prange(N):
-        if linf:
-            for p in range(P):
-                for j in range(d):
-                    v = D[n, p, j] + step * _sign(G[n, p, j])
-                    out[n, p, j] = min(eps, max(-eps, v)) if v == v else v
-        else:
-            _l2_row(D, G, out, n, step, eps)
+    for n in prange(D.shape[0]):
+        _ascent_row(D, G, out, n, step, eps, linf)
     return out
-
-
-@jit
-def _l2_row(D, G, out, n, step, eps):
-    # out_n = D_n + step G_n / ||G_n||, projected onto ||.|| <= eps (sample n).
-    _, P, d = D.shape
-    big = 0.0
-    for p in range(P):
-        for j in range(d):
-            a = abs(G[n, p, j])
-            if a > big or a != a:
-                big = a
-    c = 0.0
-    if big > 0.0 or big != big:
-        ss = 0.0
-        for p in range(P):
-            for j in range(d):
-                t = G[n, p, j] / big
-                ss += t * t
-        c = step / math.sqrt(ss)
-    else:
-        big = 1.0  # zero gradient: no move
-    vmax = 0.0
-    for p in range(P):
-        for j in range(d):
-            v = D[n, p, j] + c * (G[n, p, j] / big)
-            out[n, p, j] = v
-            if abs(v) > vmax or v != v:
-                vmax = abs(v)
-    # ||out_n|| from the row divided by its largest entry: no under/overflow at 1e-200 or 1e200.
-    dd = 0.0
-    if vmax > 0.0 or vmax != vmax:
-        for p in range(P):
-            for j in range(d):
-                t = out[n, p, j] / vmax
-                dd += t * t
-    nrm = vmax * math.sqrt(dd)
-    if nrm > eps:
-        f = eps / nrm
-        for p in range(P):
-            for j in range(d):
-                out[n, p, j] *= f
-
-
-
-@jit
-def _ascent_rows(D, G, step, eps, linf):
-    # In place: one projected steepest-ascent step for every sample of a chunk.
-    n, P, d = D.shape
-    for i in range(n):
-        if linf:
-            for p in range(P):
-                for j in range(d):
-                    v = D[i, p, j] + step * _sign(G[i, p, j])
-                    D[i, p, j] = min(eps, max(-eps, v)) if v == v else v
-        else:
-            _l2_row(D, G, D, i, step, eps)  # reads each entry before overwriting it
 
 
 @jit(parallel=True)

@@ -25,10 +25,11 @@ import math
 
 import numpy as np
 
+from ._ascent import _ascent_rows, _finite_rows
 from ._jit import jit, prange
 
 __all__ = ["CHUNK", "GROUP", "RULES", "scores", "logistic", "loss_and_weight_gradient",
-           "loss_and_input_gradient", "thresholds", "train_full_batch_many"]
+           "loss_and_input_gradient", "pgd", "fgm", "thresholds", "train_full_batch_many"]
 
 RULES = {"max": 0, "norm": 1, "fixed": 2}  # threshold rules, as the many-runs kernel codes them
 
@@ -170,6 +171,120 @@ def loss_and_input_gradient(X, y, W, b):
         G[s:e] = np.dot(_gated(U, b, sc, 1.0), W)
     return loss, f, G
 
+
+
+# -- attacks ---------------------------------------------------------------
+# theorylab.attacks' PGD and FGM loops, compiled.  One task attacks a chunk of rows from
+# start to finish (rows are attacked independently): per step the input gradient at
+# X + D, with loss_and_input_gradient's arithmetic (same helpers, same GEMM calls), then
+# the projected steepest-ascent update of _ascent.  The NumPy loop cost as much as the
+# GEMMs (validation, masks and norms over (N, d) twice per step); here a step is two
+# GEMMs plus three passes over the chunk's (CHUNK, d) rows, which stay in cache.
+
+
+@jit
+def _input_gradient_into(Xc, y, W, b, U, A, G, f, loss, slope):
+    # loss_and_input_gradient's arithmetic for the rows of Xc, into preallocated arrays.
+    np.dot(Xc, W.T, U)
+    _forward_into(U, b, y, True, f, loss, slope)
+    _gated_into(U, b, slope, 1.0, A)
+    np.dot(A, W, G)
+
+
+@jit
+def _pgd_chunk(X, y, W, b, D0, steps, step, eps, linf, best, best_loss, ok):
+    # attacks.pgd for one start on the rows of one chunk (all arguments are its rows).
+    n, d = X.shape
+    dt = X.dtype
+    D = D0.copy()
+    Xc, G = np.empty_like(X), np.empty_like(X)
+    U = np.empty((n, W.shape[0]), dtype=dt)
+    A = np.empty_like(U)
+    f, loss, slope = np.empty(n, dtype=dt), np.empty(n, dtype=dt), np.empty(n, dtype=dt)
+    best[:, :] = 0.0
+    zero_start = not np.any(D != 0.0)
+    if not zero_start:  # the running maximum starts at the loss at X (delta = 0)
+        np.dot(X, W.T, U)
+        _forward_into(U, b, y, True, f, best_loss, slope)
+    for t in range(steps + 1):
+        for i in range(n):
+            for j in range(d):
+                Xc[i, j] = X[i, j] + D[i, j]
+        _input_gradient_into(Xc, y, W, b, U, A, G, f, loss, slope)
+        if t == 0 and zero_start:
+            best_loss[:] = loss  # X + 0 is X: this is the loss at X, and no row is better
+        else:
+            for i in range(n):
+                if loss[i] > best_loss[i]:
+                    best_loss[i] = loss[i]
+                    best[i, :] = D[i, :]
+        if t < steps:  # attacks.pgd steps only from these gradients, so only they are checked
+            _finite_rows(G, ok)
+            _ascent_rows(D.reshape(n, 1, d), G.reshape(n, 1, d), step, eps, linf)
+
+
+@jit(parallel=True)
+def pgd(X, y, W, b, D0, steps, step, eps, linf):
+    """Projected gradient ascent on the per-sample loss from ``X + D0``: one start.
+
+    Reproduces one start of :func:`theorylab.attacks.pgd` (l2, or linf with
+    ``linf=True``): ``steps`` moves of size ``step`` along the steepest-ascent
+    direction, each projected onto the ball of radius ``eps``; a row whose
+    gradient is exactly zero does not move.  Pass ``step`` and ``eps`` as
+    scalars of X's dtype (NumPy rounds them to it too).
+
+    Returns
+    -------
+    best : (N, d) array
+        Per row, the iterate of highest loss, the start delta = 0 included
+        (first one on ties).
+    best_loss : (N,) array
+        Its loss.
+    ok : (N,) bool array
+        False for rows with a NaN or infinite gradient at a step taken (the
+        caller raises, as ``steepest_ascent`` does).
+    """
+    n = X.shape[0]
+    best = np.empty_like(X)
+    best_loss = np.empty(n, dtype=X.dtype)
+    ok = np.ones(n, dtype=np.bool_)
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _pgd_chunk(X[s:e], y[s:e], W, b, D0[s:e], steps, step, eps, linf, best[s:e],
+                   best_loss[s:e], ok[s:e])
+    return best, best_loss, ok
+
+
+@jit(parallel=True)
+def fgm(X, y, W, b, eps, linf):
+    """Fast gradient method: the steepest-ascent step of radius ``eps`` at ``X``.
+
+    linf (``linf=True``): eps sign(g); l2: eps g / ||g|| (norm after dividing
+    by the row's largest entry); a zero gradient gives a zero row.  Computed
+    as one step of :func:`pgd` from 0 (its projection changes l2 rows by
+    rounding only, linf rows not at all).  ``eps`` of X's dtype.
+
+    Returns
+    -------
+    delta : (N, d) array
+    ok : (N,) bool array
+        False for rows whose gradient holds a NaN or an infinity.
+    """
+    n, d = X.shape
+    m = W.shape[0]
+    delta = np.zeros_like(X)
+    ok = np.ones(n, dtype=np.bool_)
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        k = e - s
+        U, A = np.empty((k, m), dtype=X.dtype), np.empty((k, m), dtype=X.dtype)
+        G = np.empty((k, d), dtype=X.dtype)
+        f, loss, slope = (np.empty(k, dtype=X.dtype), np.empty(k, dtype=X.dtype),
+                          np.empty(k, dtype=X.dtype))
+        _input_gradient_into(X[s:e], y[s:e], W, b, U, A, G, f, loss, slope)
+        _finite_rows(G, ok[s:e])
+        _ascent_rows(delta[s:e].reshape(k, 1, d), G.reshape(k, 1, d), eps, eps, linf)
+    return delta, ok
 
 # -- many independent runs -------------------------------------------------
 # Users run thousands of small trainings (a batch of seeds).  One small run cannot

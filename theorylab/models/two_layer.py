@@ -154,6 +154,18 @@ class TwoLayerReLU(BinaryModel):
         loss, _, G = _k.loss_and_input_gradient(X, y, self.W, self.thresholds())
         return loss, G
 
+    # Compiled attack loops (theorylab.attacks uses them for l2 and linf); validated arrays
+    # in, the kernels' outputs back.  step and eps are rounded to the model's dtype, as
+    # NumPy rounds a Python float meeting a float32 array.
+    def _pgd_fused(self, X, y, D0, steps, alpha, eps, p):
+        dt = np.dtype(self.dtype).type
+        return _k.pgd(X, y, self.W, self.thresholds(), D0, steps, dt(alpha), dt(eps),
+                      p == np.inf)
+
+    def _fgm_fused(self, X, y, eps, p):
+        dt = np.dtype(self.dtype).type
+        return _k.fgm(X, y, self.W, self.thresholds(), dt(eps), p == np.inf)
+
     def weight_gradient(self, X, y):
         """Per-sample losses, scores and the gradient of the mean loss in ``W``.
 

@@ -1,0 +1,151 @@
+"""TwoLayerReLU's compiled fgm and pgd against theorylab.attacks' NumPy loops.
+
+linf takes the same operations in the same order: equal bits.  l2 computes its
+norms in another order: equal up to rounding.
+"""
+
+import numba
+import numpy as np
+import pytest
+
+from theorylab import attacks
+from theorylab._kernels import relu_net as k
+from theorylab.models import TwoLayerReLU
+
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+EPS_OF = {2: 0.8, np.inf: 0.2}
+
+
+def _problem(n, dtype, seed=0):
+    # A third of the rows lie near the x_0 axis, which no neuron sees: closed gates, a zero
+    # gradient at X, so the zero-gradient policy is exercised too.
+    rng = np.random.default_rng(seed)
+    d, m = 16, 24
+    W = rng.standard_normal((m, d)) / np.sqrt(d)
+    W[:, 0] = 0.0
+    model = TwoLayerReLU(d, m, threshold="norm", c=0.3, W=W, dtype=dtype)
+    X = rng.standard_normal((n, d))
+    X[::3, 1:] *= 0.01
+    y = rng.choice([-1.0, 1.0], n)
+    return model, X.astype(dtype), y
+
+
+def _run(fused, model, X, y, eps, norm, **kw):
+    # pgd and fgm on one path; a spy proves which one ran.
+    calls = []
+    for name in ("_pgd_fused", "_fgm_fused"):
+        method = getattr(type(model), name).__get__(model)
+        setattr(model, name, lambda *a, _m=method: calls.append(1) or _m(*a))
+    old = attacks._FUSED
+    attacks._FUSED = fused
+    try:
+        out = (attacks.pgd(model, X, y, eps, norm, steps=6, **kw),
+               attacks.fgm(model, X, y, eps, norm))
+    finally:
+        attacks._FUSED = old
+        del model._pgd_fused, model._fgm_fused
+    assert bool(calls) == fused
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [37, k.CHUNK, 2 * k.CHUNK + 89])
+@pytest.mark.parametrize("norm", [2, np.inf])
+@pytest.mark.parametrize("start", [{}, {"random_start": True, "restarts": 3, "seed": 5}])
+def test_fused_attacks_match_the_numpy_loops(dtype, n, norm, start):
+    model, X, y = _problem(n, dtype, seed=n)
+    eps = EPS_OF[norm]
+    G = model.input_gradient(X, y)
+    assert (~G.any(axis=1)).sum() > n // 10  # zero-gradient rows are present
+    pgd_f, fgm_f = _run(True, model, X, y, eps, norm, **start)
+    pgd_g, fgm_g = _run(False, model, X, y, eps, norm, **start)
+    assert pgd_f.dtype == fgm_f.dtype == np.dtype(dtype)
+    # The attack did something: most rows moved, and it is not just the FGM step.
+    assert np.count_nonzero(pgd_g.any(axis=1)) > n // 2
+    assert not np.array_equal(pgd_g, fgm_g)
+    if norm == np.inf:
+        assert np.array_equal(pgd_f, pgd_g)
+        assert np.array_equal(fgm_f, fgm_g)
+    else:
+        tol = RTOL[dtype]
+        np.testing.assert_allclose(pgd_f, pgd_g, rtol=tol, atol=tol * eps)
+        np.testing.assert_allclose(fgm_f, fgm_g, rtol=tol, atol=tol * eps)
+
+
+@pytest.mark.parametrize("norm", [2, np.inf])
+def test_fused_attacks_at_radius_zero_are_zero(norm):
+    model, X, y = _problem(50, np.float64)
+    for fused in (True, False):
+        pgd_d, fgm_d = _run(fused, model, X, y, 0.0, norm, random_start=True)
+        assert not pgd_d.any() and not fgm_d.any()
+
+
+def test_fused_pgd_keeps_the_best_iterate_over_restarts():
+    # The restarts' bests are merged by loss; the merged loss is never below any start's.
+    model, X, y = _problem(300, np.float64, seed=3)
+    kw = dict(steps=4, random_start=True, seed=11)
+    one = attacks.pgd(model, X, y, 0.8, 2, restarts=1, **kw)
+    three = attacks.pgd(model, X, y, 0.8, 2, restarts=3, **kw)
+    l1 = model.loss(X + one, y, reduction="none")
+    l3 = model.loss(X + three, y, reduction="none")
+    assert np.all(l3 >= l1) and np.any(l3 > l1)
+
+
+def test_fused_attacks_give_same_bits_for_any_thread_count():
+    n_max = numba.config.NUMBA_NUM_THREADS
+    if n_max < 2:
+        pytest.skip("needs NUMBA_NUM_THREADS >= 2 to compare thread counts")
+    model, X, y = _problem(3 * k.CHUNK + 37, np.float64, seed=2)
+    before = numba.get_num_threads()
+    out = []
+    try:
+        for t in (1, n_max):
+            numba.set_num_threads(t)
+            out.append([a for norm in (2, np.inf) for a in (
+                attacks.pgd(model, X, y, EPS_OF[norm], norm, steps=5, random_start=True,
+                            restarts=2, seed=1),
+                attacks.fgm(model, X, y, EPS_OF[norm], norm))])
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*out):
+        assert a.tobytes() == b.tobytes()
+
+
+def _broken(kind):
+    # "nan": a NaN weight; NaN gates stay closed, so losses stay finite while gradients
+    # are NaN.  "inf": two huge weights on x_0 = +-1; rows with y x_0 < 0 have an infinite
+    # loss and gradient +-inf (finite steps in linf), rows with y x_0 > 0 a zero gradient.
+    model, X, y = _problem(300, np.float64)
+    if kind == "nan":
+        model.W[2, 3] = np.nan
+        return model, X, y, np.zeros(300, dtype=bool)
+    model.W[:, 0] = 0.0
+    model.W[:2, 0] = 1e308
+    X[:, 0] = np.where(np.arange(300) % 2, 1.0, -1.0)
+    return model, X, y, y * X[:, 0] > 0
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+@pytest.mark.parametrize("norm", [2, np.inf])
+@pytest.mark.parametrize("fused", [True, False])
+def test_non_finite_gradients_raise_on_both_paths(monkeypatch, kind, norm, fused):
+    model, X, y, _ = _broken(kind)
+    model.threshold, model.c = "fixed", 0.1
+    monkeypatch.setattr(attacks, "_FUSED", fused)
+    with pytest.raises(ValueError, match="gradient contains NaN or infinite values"):
+        attacks.pgd(model, X, y, 0.5, norm, steps=3)
+    with pytest.raises(ValueError, match="gradient contains NaN or infinite values"):
+        attacks.fgm(model, X, y, 0.5, norm)
+
+
+@pytest.mark.parametrize("linf", [True, False])
+def test_kernels_flag_exactly_the_rows_with_non_finite_gradients(linf):
+    model, X, y, finite = _broken("inf")
+    b = np.full(model.m, 0.1)
+    G = k.loss_and_input_gradient(X, y, model.W, b)[2]
+    assert np.array_equal(np.isfinite(G).all(axis=1), finite) and finite.any()
+    delta, ok = k.fgm(X, y, model.W, b, 0.5, linf)
+    best, _, ok_pgd = k.pgd(X, y, model.W, b, np.zeros_like(X), 3, 0.2, 0.5, linf)
+    assert np.array_equal(ok, finite) and np.array_equal(ok_pgd, finite)
+    if linf:  # sign(inf) is finite: only the flags tell
+        assert np.isfinite(delta).all() and np.isfinite(best).all()

@@ -147,7 +147,10 @@ class SparseCoding:
         p = self.k / self.d
         # One uniform draw gives support and sign: u < p/2 -> -1, p/2 <= u < p -> +1.
         u = rng.random((n, self.d))
-        Z = np.where(u < p, np.where(u < 0.5 * p, -1.0, 1.0), 0.0)
+        # Masked writes touch only the ~k/d support (a nested np.where made two full passes).
+        on = u < p
+        Z = np.zeros((n, self.d))
+        Z[on] = np.where(u[on] < 0.5 * p, -1.0, 1.0)
         if self.codes == "continuous":
             Z *= rng.uniform(self.code_low, 1.0, size=(n, self.d))
         return Z
@@ -180,7 +183,11 @@ class SparseCoding:
             tie[idx] = np.abs(s[idx]) < 1e-9
         X = Z if self.identity else Z @ self.M.T
         if self.noise > 0:
-            X = X + (self.noise / np.sqrt(self.d)) * rng.standard_normal((n, self.d))
+            # In place, one buffer: the same bits as X + scale * noise (addition commutes).
+            noise = rng.standard_normal((n, self.d))
+            noise *= self.noise / np.sqrt(self.d)
+            noise += X
+            X = noise
         elif self.identity:
             X = X.copy()
         y = np.sign(s)

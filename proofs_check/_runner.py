@@ -35,11 +35,26 @@ def _jsonable(obj):
     return obj
 
 
+def _one_blas_thread():
+    """Limit every BLAS (NumPy's too, used by ``@`` in Python code) to one thread.
+
+    Check runs, serial or in workers, compute with one BLAS thread: OpenBLAS splits
+    some products' reduction across threads, so bits would depend on the thread
+    count and differ between ``--jobs 1`` and ``--jobs 2``; and with two workers,
+    NumPy's threads oversubscribed the cores (quick, 3 seeds, 2 jobs: 212 s of CPU
+    and 108 s wall, against 174 s and 88 s with one BLAS thread).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _worker_init():
-    # One Numba thread per worker: the workers themselves fill the cores.
+    # One Numba thread and one BLAS thread per worker: the workers themselves fill the cores.
     import numba
 
     numba.set_num_threads(1)
+    _one_blas_thread()  # for the worker's lifetime
 
 
 def _run_seed(check_ids, regime, seed, params_override):
@@ -60,34 +75,84 @@ def _run_seed(check_ids, regime, seed, params_override):
     return seed, out
 
 
-def _collect(checks, regime, seeds, jobs, params_override, bar):
-    """{check id: [per-seed results in seed order]} from serial or process-parallel runs."""
-    ids = [c.id for c in checks]
-    per_seed = {}
-    if jobs <= 1:
-        for seed in seeds:
-            _, per_seed[seed] = _run_seed(ids, regime, seed, params_override)
-            if bar is not None:
-                bar.update(len(ids))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+def _render_figure(check_id, measurements, path, figure=None):
+    """Draw one check's figure from its per-seed measurements and save it (any process).
 
-        # Tasks are (seed, family) pairs, biggest family first (longest-processing-time
-        # order), so that 3 seeds keep 2 workers busy: one task per seed left a worker
-        # idle for a third of the run (quick, 3 seeds, 2 jobs: 149 s wall for 230 s CPU).
-        tasks = [(s, group) for group in _task_groups(ids) for s in seeds]
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                                 initializer=_worker_init) as pool:
-            futures = [pool.submit(_run_seed, group, regime, s, params_override)
-                       for s, group in tasks]
-            for fut in as_completed(futures):
-                seed, res = fut.result()
-                per_seed.setdefault(seed, {}).update(res)
+    ``figure`` defaults to the registered check's (workers know checks by id only).
+    """
+    import matplotlib.pyplot as plt
+
+    if figure is None:
+        from . import load_checks
+
+        figure = load_checks()[check_id].figure
+    fig = figure(measurements)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _figure_job(check_id, runs, figures_dir, checks_by_id):
+    # (id, measurements, path) when the check ran cleanly on every seed and draws a figure.
+    if figures_dir is None or checks_by_id[check_id].figure is None:
+        return None
+    if any(r[0] != "ok" for r in runs):
+        return None
+    return check_id, [r[1] for r in runs], os.path.join(figures_dir, f"{check_id}.png")
+
+
+def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None):
+    """Per-check runs (in seed order) and figure paths, from serial or process-parallel runs.
+
+    Returns ``({check id: [per-seed results]}, {check id: figure path})``.  With
+    ``jobs > 1`` a check's figure is drawn in the worker pool as soon as all its seeds
+    are in, so drawing overlaps the remaining runs instead of following them (28
+    figures took 11 s in the parent, serially, after a 117 s run).
+    """
+    ids = [c.id for c in checks]
+    by_id = {c.id: c for c in checks}
+    if figures_dir is not None:
+        os.makedirs(figures_dir, exist_ok=True)
+    per_seed = {}
+    figures = {}
+    if jobs <= 1:
+        with _one_blas_thread():
+            for seed in seeds:
+                _, per_seed[seed] = _run_seed(ids, regime, seed, params_override)
                 if bar is not None:
-                    bar.update(len(res))
-    return {cid: [per_seed[s][cid] for s in seeds] for cid in ids}
+                    bar.update(len(ids))
+        runs = {cid: [per_seed[s][cid] for s in seeds] for cid in ids}
+        for cid in ids:
+            job = _figure_job(cid, runs[cid], figures_dir, by_id)
+            if job is not None:
+                figures[cid] = _render_figure(*job, figure=by_id[cid].figure)
+        return runs, figures
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # Tasks are (seed, family) pairs, biggest family first (longest-processing-time
+    # order), so that 3 seeds keep 2 workers busy: one task per seed left a worker
+    # idle for a third of the run (quick, 3 seeds, 2 jobs: 149 s wall for 230 s CPU).
+    tasks = [(s, group) for group in _task_groups(ids) for s in seeds]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                             initializer=_worker_init) as pool:
+        futures = [pool.submit(_run_seed, group, regime, s, params_override)
+                   for s, group in tasks]
+        drawing = {}
+        for fut in as_completed(futures):
+            seed, res = fut.result()
+            per_seed.setdefault(seed, {}).update(res)
+            if bar is not None:
+                bar.update(len(res))
+            for cid in res:
+                if all(cid in per_seed.get(s, {}) for s in seeds):
+                    job = _figure_job(cid, [per_seed[s][cid] for s in seeds], figures_dir,
+                                      by_id)
+                    if job is not None:
+                        drawing[cid] = pool.submit(_render_figure, *job)
+        figures = {cid: f.result() for cid, f in drawing.items()}
+    return {cid: [per_seed[s][cid] for s in seeds] for cid in ids}, figures
 
 
 # Check families in decreasing cost (CPU seconds per seed, quick regime, measured on the
@@ -144,7 +209,8 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(checks) * len(seeds), desc="check runs", unit="run")
-    collected = _collect(checks, regime, list(seeds), jobs, params_override, bar)
+    collected, figures = _collect(checks, regime, list(seeds), jobs, params_override, bar,
+                                  figures_dir)
     results = []
     for check in checks:
         runs = collected[check.id]
@@ -158,16 +224,7 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
         else:
             verdict, reason, crit = evaluate(check, measurements)
             res = CheckResult(check, regime, list(seeds), measurements, crit, verdict, reason,
-                              seconds)
-            if figures_dir is not None and check.figure is not None:
-                import matplotlib.pyplot as plt
-
-                os.makedirs(figures_dir, exist_ok=True)
-                fig = check.figure(measurements)
-                path = os.path.join(figures_dir, f"{check.id}.png")
-                fig.savefig(path, dpi=110, bbox_inches="tight")
-                plt.close(fig)
-                res.figure_path = path
+                              seconds, figure_path=figures.get(check.id))
         results.append(res)
     if bar is not None:
         bar.close()
@@ -229,10 +286,12 @@ def _cell(text):
 
 
 def _other_measurements(result):
-    # Numbers a check measured that no criterion judges (context for the reader).
+    # Numbers a check measured that no criterion judges (context for the reader); timings
+    # are in the summary table already.
     judged = {c.criterion.key for c in result.criteria}
     keys = [k for k, v in (result.measurements[0].items() if result.measurements else ())
-            if k != "extra" and k not in judged and isinstance(v, (int, float, np.number))
+            if k != "extra" and k not in judged and not k.startswith("seconds")
+            and isinstance(v, (int, float, np.number))
             and not isinstance(v, bool)]
     parts = []
     for k in keys:

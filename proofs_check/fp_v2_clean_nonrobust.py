@@ -80,6 +80,7 @@ for name in ("l2", "linf", "linf_dense"):
         criteria=CRITERIA,
         run=run,
         figure=figure,
-        notes="tau50 uses the worse of PGD-20 and the dense attack per point; the linear rule "
+        notes="tau50 uses the worse of PGD-20 and the dense attack per point, cumulative over "
+              "the grid (a point broken at a radius stays broken at larger ones); the linear rule "
               "is u = M w*, attacked exactly (closed form).",
     ))

@@ -137,9 +137,15 @@ def robust_correct(model, X, y, eps, norm, world=None, *, pgd_steps=10):
 
 
 def robust_curve(model, X, y, grid, norm, world=None, *, pgd_steps=10):
-    """Robust accuracy at each radius of ``grid`` (see :func:`robust_correct`)."""
-    return np.array([float(np.mean(robust_correct(model, X, y, e, norm, world,
-                                                  pgd_steps=pgd_steps))) for e in grid])
+    """Robust accuracy at each radius of ``grid`` (see :func:`robust_correct`).
+
+    Cumulative (:func:`theorylab.attacks.cumulative_survival`): a point broken at
+    a radius counts as broken at every larger one, and only survivors are attacked.
+    """
+    ok = attacks.cumulative_survival(
+        lambda e, idx: robust_correct(model, X[idx], y[idx], e, norm, world,
+                                      pgd_steps=pgd_steps), grid, X.shape[0])
+    return ok.mean(axis=1)
 
 
 def purified_worst_margins(X, y, w_star, eps, c=0.5):

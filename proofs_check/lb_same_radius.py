@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theorylab import theory
+from theorylab import attacks, theory
 
 from . import lb_common as lb
 from ._fp_common import REGIMES as FP_REGIMES
@@ -51,21 +51,29 @@ FULL = dict(QUICK, **_from_fp("full"), n_pgd=1000, pgd_steps_learners=20, n_trai
 def _tau_star(net, X, y, world, p):
     """Largest radius where the network keeps robust accuracy >= 0.9.
 
-    Found on the grid, then refined by ``bisect`` bisection steps inside the
-    bracketing grid interval (to 1/2^bisect of a grid step).
+    Found on the grid (cumulative curve, :func:`lb_common.robust_curve`), then refined
+    by ``bisect`` bisection steps inside the bracketing grid interval (to 1/2^bisect of
+    a grid step); a point counts at a bisection radius only if it also survived every
+    grid radius below it, as on the grid.
     """
     grid = list(p["grid"])
-    curve = lb.robust_curve(net, X, y, grid, "inf", world, pgd_steps=p["pgd_steps"])
+
+    def correct_at(eps, idx):
+        return lb.robust_correct(net, X[idx], y[idx], eps, "inf", world,
+                                 pgd_steps=p["pgd_steps"])
+
+    ok_grid = attacks.cumulative_survival(correct_at, grid, X.shape[0])
+    curve = ok_grid.mean(axis=1)
     ok = np.flatnonzero(curve >= 0.9)
     if ok.size == 0:
         return float("nan"), float(curve[0]), curve
     lo, acc_lo = grid[ok[-1]], float(curve[ok[-1]])
     if ok[-1] + 1 < len(grid):
         hi = grid[ok[-1] + 1]
+        alive = np.flatnonzero(ok_grid[ok[-1]])
         for _ in range(p["bisect"]):
             mid = 0.5 * (lo + hi)
-            acc = float(np.mean(lb.robust_correct(net, X, y, mid, "inf", world,
-                                                  pgd_steps=p["pgd_steps"])))
+            acc = float(np.sum(correct_at(mid, alive))) / X.shape[0]
             if acc >= 0.9:
                 lo, acc_lo = mid, acc
             else:

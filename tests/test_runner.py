@@ -19,9 +19,15 @@ def _strip(measurements):
 def test_jobs_do_not_change_results(tmp_path):
     registry = load_checks()
     checks = [registry["fp.v1_clean_features_l2"], registry["fp.v3_adversarial_purifies_l2"]]
-    serial = run_checks(checks, "quick", [0, 1], params_override=TINY, jobs=1)
-    parallel = run_checks(checks, "quick", [0, 1], params_override=TINY, jobs=2)
+    serial = run_checks(checks, "quick", [0, 1], params_override=TINY, jobs=1,
+                        figures_dir=str(tmp_path / "serial"))
+    parallel = run_checks(checks, "quick", [0, 1], params_override=TINY, jobs=2,
+                          figures_dir=str(tmp_path / "parallel"))
     for a, b in zip(serial, parallel):
+        # With jobs > 1 the figures are drawn in the workers; both modes save every figure.
+        for r, sub in ((a, "serial"), (b, "parallel")):
+            assert r.figure_path == str(tmp_path / sub / f"{r.check.id}.png")
+            assert (tmp_path / sub / f"{r.check.id}.png").stat().st_size > 10_000
         ma, mb = _strip(a.measurements), _strip(b.measurements)
         for x, y in zip(ma, mb):
             assert x.keys() == y.keys()
@@ -57,3 +63,32 @@ def test_parallel_tasks_are_families_costliest_first():
     assert [g[0].split(".")[0] for g in groups[1:]] == ["img", "lb", "ll"]
     for g in groups:
         assert g == [c for c in ids if c in g]  # registry order kept inside a family
+
+
+def test_check_runs_use_one_blas_thread(monkeypatch):
+    # Bits must not depend on NumPy's BLAS thread count (nor --jobs): runs pin it to 1.
+    from threadpoolctl import threadpool_info
+
+    import proofs_check._runner as runner
+
+    seen = []
+
+    def spy(ids, regime, seed, override):
+        seen.append({lib["num_threads"] for lib in threadpool_info()
+                     if lib["user_api"] == "blas"})
+        return seed, {cid: ("ok", {}, 0.0) for cid in ids}
+
+    monkeypatch.setattr(runner, "_run_seed", spy)
+    check = load_checks()["fp.v1_clean_features_l2"]
+    runner._collect([check], "quick", [0, 1], 1, None, None)
+    assert seen == [{1}, {1}]
+    code = ("from threadpoolctl import threadpool_info; import proofs_check._runner as r; "
+            "r._worker_init(); print(sorted({l['num_threads'] for l in threadpool_info() "
+            "if l['user_api'] == 'blas'}))")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1]"

@@ -83,3 +83,17 @@ def test_bad_sample_arguments():
         w.sample(0, 1)
     with pytest.raises(ValueError, match="rng_or_seed"):
         w.sample(3, "x")
+
+
+def test_code_kernel_matches_the_numpy_rule_at_the_edges():
+    from theorylab._kernels.sampling import codes_from_uniform
+
+    p = 5 / 128
+    rng = np.random.default_rng(3)
+    u = rng.random((300, 128))
+    u[0, :4] = [0.0, 0.5 * p, p, np.nextafter(p, 0.0)]  # the boundaries of both comparisons
+    u[1, :2] = [np.nextafter(0.5 * p, 0.0), np.nextafter(p, 1.0)]
+    expected = np.where(u < p, np.where(u < 0.5 * p, -1.0, 1.0), 0.0)
+    got = codes_from_uniform(u, p)
+    assert got.dtype == np.float64 and np.array_equal(got, expected)
+    assert got[0, :4].tolist() == [-1.0, 1.0, 0.0, 1.0]

@@ -9,7 +9,8 @@ Any model works that provides the private protocol of
 :class:`theorylab.models._base.BinaryModel`: ``_check_X``, ``_check_y``,
 ``_loss_grad`` (per-sample loss and input gradient) and ``_correct``.  A
 model may also compile the l2 and linf loops of :func:`fgm` and :func:`pgd`
-(``_fgm_fused``, ``_pgd_fused``; TwoLayerReLU does), which then run instead.
+(``_fgm_fused``, ``_pgd_fused``; TwoLayerReLU both, SmoothedReLUCNN ``_pgd_fused``),
+which then run instead.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ def _prepare(model, X, y):
 
 
 # Models may compile the l2 and linf loops of fgm and pgd (``_fgm_fused``, ``_pgd_fused``:
-# TwoLayerReLU); they give the same perturbations as the NumPy code here, bit for bit in
-# linf and up to rounding in l2.  False forces the NumPy code (tests compare the two).
+# TwoLayerReLU both, SmoothedReLUCNN pgd); they give the same perturbations as the NumPy
+# code here, bit for bit in linf and up to rounding in l2.  False forces the NumPy code (tests compare the two).
 _FUSED = True
 
 

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ._ascent import _ascent_row, _ascent_rows
+from ._ascent import _ascent_row, _ascent_rows, _finite_rows
 from ._jit import jit, prange
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "loss_and_input_gradient",
     "ascent_step",
     "attack",
+    "pgd",
     "scores_along",
 ]
 
@@ -287,6 +288,89 @@ def attack(X, y, W, q, rho, D0, steps, step, eps, linf):
             _ascent_rows(D, np.dot(S, Wf).reshape(n, P, d), step, eps, linf)
         out[s:e] = X[s:e] + D
     return out
+
+
+# -- theorylab.attacks.pgd, compiled ---------------------------------------
+# One task attacks a chunk of samples from start to finish, as in :func:`attack`, and
+# keeps the best iterate as attacks.pgd's loop does.  Losses and gradients are
+# loss_and_input_gradient's (the same chunks, the same GEMMs on the same operands,
+# _forward_backward with scale 1), the step is ascent_step's (the _ascent rows): the
+# NumPy loop's bits in linf, equal up to rounding in l2 (NumPy's steepest_ascent and
+# project round differently).  The last iterate's gradient is never used: not formed.
+
+
+@jit
+def _pgd_chunk(X, y, Wf, WT, K, m, q, rho, D0, steps, step, eps, linf, best, best_loss, ok):
+    # attacks.pgd for one start on the samples of one chunk (all arrays are its rows).
+    n, P, d = X.shape
+    dt = X.dtype
+    D = D0.copy()
+    Xc = np.empty_like(X)
+    Z = np.empty((n * P, K * m), dtype=dt)
+    G = np.empty((n * P, d), dtype=dt)
+    F = np.empty((n, K), dtype=dt)
+    loss = np.empty(n, dtype=dt)
+    best[:, :, :] = 0.0
+    zero_start = not np.any(D != 0.0)
+    if not zero_start:  # the running maximum starts at the loss at X (delta = 0)
+        np.dot(X.reshape(n * P, d), WT, Z)
+        _forward_backward(Z, y, n, P, K, m, q, rho, 1.0, F, best_loss)
+    for t in range(steps + 1):
+        for i in range(n):
+            for p in range(P):
+                for j in range(d):
+                    Xc[i, p, j] = X[i, p, j] + D[i, p, j]
+        np.dot(Xc.reshape(n * P, d), WT, Z)
+        S = _forward_backward(Z, y, n, P, K, m, q, rho, 1.0, F, loss)
+        if t == 0 and zero_start:
+            best_loss[:] = loss  # X + 0 is X: the loss at X, and no row is better
+        else:
+            for i in range(n):
+                if loss[i] > best_loss[i]:  # strict: the first best wins ties
+                    best_loss[i] = loss[i]
+                    best[i] = D[i]
+        if t < steps:  # attacks.pgd steps only from these gradients, so only they are checked
+            np.dot(S, Wf, G)
+            _finite_rows(G.reshape(n, P * d), ok)
+            _ascent_rows(D, G.reshape(n, P, d), step, eps, linf)
+
+
+@jit(parallel=True)
+def pgd(X, y, W, q, rho, D0, steps, step, eps, linf):
+    """Projected gradient ascent on the per-sample loss from ``X + D0``: one start.
+
+    Reproduces one start of :func:`theorylab.attacks.pgd` (l2, or linf with
+    ``linf=True``) on inputs ``X`` (N, P, d): ``steps`` moves of size ``step``
+    along the steepest-ascent direction (norms per sample over P d coordinates),
+    each projected onto the ball of radius ``eps``; a sample whose gradient is
+    exactly zero does not move.  Pass ``step`` and ``eps`` as scalars of X's
+    dtype (NumPy rounds them to it too); ``X`` and ``D0`` C-contiguous.
+
+    Returns
+    -------
+    best : (N, P, d) array
+        Per sample, the iterate of highest loss, the start delta = 0 included
+        (first one on ties).
+    best_loss : (N,) array
+        Its loss.
+    ok : (N,) bool array
+        False for samples with a NaN or infinite gradient at a step taken (the
+        caller raises, as ``steepest_ascent`` does).
+    """
+    N, P, d = X.shape
+    K, m, _ = W.shape
+    Wf = np.ascontiguousarray(W.reshape(K * m, d))
+    WT = np.ascontiguousarray(Wf.T)
+    best = np.empty_like(X)
+    best_loss = np.empty(N, dtype=X.dtype)
+    ok = np.ones(N, dtype=np.bool_)
+    B = chunk_samples(P)
+    for c in prange((N + B - 1) // B):
+        s, e = c * B, min(N, (c + 1) * B)
+        _pgd_chunk(X[s:e], y[s:e], Wf, WT, K, m, q, rho, D0[s:e], steps, step, eps, linf,
+                   best[s:e], best_loss[s:e], ok[s:e])
+    return best, best_loss, ok
+
 
 @jit(parallel=True)
 def scores_along(X, D, W, q, rho, ts):

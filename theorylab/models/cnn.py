@@ -116,6 +116,14 @@ class SmoothedReLUCNN:
         loss, _, G = _k.loss_and_input_gradient(X, y, self.W, self.q, self.rho)
         return loss, G
 
+    # Compiled PGD loop (theorylab.attacks.pgd uses it for l2 and linf); validated arrays
+    # in, the kernel's outputs back.  alpha and eps are rounded to the model's dtype, as
+    # NumPy rounds a Python float meeting a float32 array.
+    def _pgd_fused(self, X, y, D0, steps, alpha, eps, p):
+        dt = np.dtype(self.dtype).type
+        return _k.pgd(X, y, self.W, self.q, self.rho, np.ascontiguousarray(D0, dtype=self.dtype),
+                      steps, dt(alpha), dt(eps), p == np.inf)
+
     def _weight_grad(self, X, y):
         # Validated arrays in (the trainer's hot path): losses, scores, mean-loss gradient.
         return _k.loss_and_weight_gradient(X, y, self.W, self.q, self.rho)

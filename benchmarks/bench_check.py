@@ -66,7 +66,8 @@ def run(regime="quick", rounds=1, seeds=3, jobs=2, max_load=None, wait=600, warm
     dict
         ``wall`` (best round), ``all_wall``, ``cpu`` (of the best round),
         ``busy`` = cpu / (jobs * wall), ``target`` and ``meets_target``,
-        ``summary`` (the verdict counts), ``load`` (min and max seen) and ``cpus``.
+        ``summary`` (the verdict counts), ``load`` (min and max seen), ``cpus``, and
+        ``runs`` (wall, CPU, load before and after, summary of every round).
     """
     if regime not in TARGETS:
         raise ValueError(f"regime must be one of {sorted(TARGETS)}, got {regime!r}")
@@ -86,7 +87,8 @@ def run(regime="quick", rounds=1, seeds=3, jobs=2, max_load=None, wait=600, warm
             "wall": best["wall"], "all_wall": [r["wall"] for r in runs], "cpu": best["cpu"],
             "busy": best["cpu"] / (jobs * best["wall"]), "target": TARGETS[regime],
             "meets_target": best["wall"] <= TARGETS[regime], "summary": best["summary"],
-            "load": {"min": min(loads), "max": max(loads)}, "cpus": os.cpu_count()}
+            "load": {"min": min(loads), "max": max(loads)}, "cpus": os.cpu_count(),
+            "runs": runs}
 
 
 def main(argv=None):

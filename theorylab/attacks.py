@@ -165,7 +165,8 @@ def _prepare(model, X, y):
 
 # Models may compile the l2 and linf loops of fgm and pgd (``_fgm_fused``, ``_pgd_fused``:
 # TwoLayerReLU both, SmoothedReLUCNN pgd); they give the same perturbations as the NumPy
-# code here, bit for bit in linf and up to rounding in l2.  False forces the NumPy code (tests compare the two).
+# code here, bit for bit in linf and up to rounding in l2.  False forces the NumPy code
+# (tests compare the two).
 _FUSED = True
 
 

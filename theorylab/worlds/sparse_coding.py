@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from .._kernels.sampling import codes_from_uniform as _codes_from_uniform
 from .._validation import as_generator, check_choice, check_float, check_int
 
 __all__ = ["SparseCoding", "Sample", "make_dictionary"]
@@ -147,8 +146,12 @@ class SparseCoding:
     def _draw_codes(self, n, rng):
         p = self.k / self.d
         # One uniform draw gives support and sign: u < p/2 -> -1, p/2 <= u < p -> +1.
+        # One compiled pass (NumPy took three); imported here so that importing the worlds
+        # does not start Numba.
+        from .._kernels.sampling import codes_from_uniform
+
         u = rng.random((n, self.d))
-        Z = _codes_from_uniform(u, p)  # one compiled pass (NumPy took three)
+        Z = codes_from_uniform(u, p)
         if self.codes == "continuous":
             Z *= rng.uniform(self.code_low, 1.0, size=(n, self.d))
         return Z

@@ -96,7 +96,7 @@ def curves(model, run, params, attack_kinds=("pgd", "dense")):
                 delta = attacks.pgd(model, X[idx], y[idx], eps, norm, steps=steps)
             else:
                 delta = attacks.dense_direction(run.world, y[idx], eps, norm)
-            return model._correct(X[idx] + delta, y[idx])
+            return model.correct(X[idx] + delta, y[idx])
         return at
 
     out = {}
@@ -106,7 +106,7 @@ def curves(model, run, params, attack_kinds=("pgd", "dense")):
         out[kind] = ok.mean(axis=1)
         ok_all = ok if ok_all is None else ok_all & ok
     out["worst"] = ok_all.mean(axis=1)
-    out["clean"] = float(np.mean(model._correct(X, y)))
+    out["clean"] = float(np.mean(model.correct(X, y)))
     return out
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from theorylab import attacks
 from theorylab.models import (LinearClassifier, NTKClassifier, PolynomialClassifier,
                               TwoLayerReLU)
-from theorylab.models._base import BinaryModel
+from theorylab.models._base import BinaryModel, Capabilities
 from theorylab.worlds import SparseCoding
 
 __all__ = ["LEARNERS", "build", "soft_threshold_q", "robust_correct", "robust_curve",
@@ -100,6 +100,7 @@ class PurifiedSeparable(BinaryModel):
     """
 
     kind = "PurifiedSeparable"
+    capabilities = Capabilities(exact={np.inf})
 
     def __init__(self, w_star, c=0.5):
         self.w_star = np.asarray(w_star, dtype=np.float64)
@@ -114,10 +115,25 @@ class PurifiedSeparable(BinaryModel):
         loss, slope = logistic(self._scores(X), y)
         return loss, slope[:, None] * self.w_star * (np.abs(X * self.w_star) > self.c)
 
-    def exact_robust_correct(self, X, y, eps, p):
+    def _score_grad(self, X):
+        return self._scores(X), self.w_star * (np.abs(X * self.w_star) > self.c)
+
+    def worst_case_margin(self, X, y, eps, p, *, check_input=True):
         if p != np.inf:
             raise ValueError("certified only in linf")
-        return purified_worst_margins(X, y, self.w_star, eps, self.c) > 0
+        if check_input:
+            X, y = self.check_Xy(X, y)
+        return purified_worst_margins(X, y, self.w_star, eps, self.c)
+
+
+def evaluated_exactly(model):
+    """Whether :func:`robust_correct` tries the model's exact worst case first.
+
+    Linear models, every polynomial classifier (the kernel form then falls back to
+    the attacks) and the purified separable network: the checks give these the
+    larger evaluation set.
+    """
+    return isinstance(model, (LinearClassifier, PolynomialClassifier, PurifiedSeparable))
 
 
 def robust_correct(model, X, y, eps, norm, world=None, *, pgd_steps=10):
@@ -125,11 +141,8 @@ def robust_correct(model, X, y, eps, norm, world=None, *, pgd_steps=10):
     p = {2: 2.0, "2": 2.0, "l2": 2.0, "inf": np.inf, "linf": np.inf, np.inf: np.inf}[norm]
     if eps == 0:
         return model.margins(X, y) > 0
-    if hasattr(model, "exact_robust_correct"):
-        try:
-            return np.asarray(model.exact_robust_correct(X, y, eps, p))
-        except ValueError:  # not certifiable in this norm / dictionary: attack it
-            pass
+    if p in model.capabilities.exact:
+        return model.worst_case_margin(X, y, eps, p) > 0
     ok = model.margins(X + attacks.pgd(model, X, y, eps, p, steps=pgd_steps), y) > 0
     if world is not None:
         ok &= model.margins(X + attacks.dense_direction(world, y, eps, p), y) > 0

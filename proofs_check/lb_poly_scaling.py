@@ -38,13 +38,13 @@ def _tau50(name, world, test, p):
     model = lb.build(name, world, test, degree=p["degree"])
     X, y = test.X, test.y
     clean = float(np.mean(model.margins(X, y) > 0))
-    if hasattr(model, "exact_robust_correct"):
+    if np.inf in model.capabilities.exact:
         # A separable polynomial: the spec's dense attack delta = -y tau sign(M w*), on
-        # arrays validated once (the model's private scorer, as theorylab.attacks does).
+        # arrays validated once (the array protocol without re-validation).
         step = y[:, None] * np.sign(world.label_direction)[None, :]
 
         def acc_at(tau):
-            return float(np.mean(y * model._scores(X - tau * step) > 0))
+            return float(np.mean(model.correct(X - tau * step, y, check_input=False)))
     else:  # a broken learner of the mutation tests: its strongest attack
         def acc_at(tau):
             return float(np.mean(lb.robust_correct(model, X, y, tau, "inf", world,

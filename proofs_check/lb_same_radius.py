@@ -115,7 +115,7 @@ def _learners(world, test, tau, p, seed, tag):
     for name in p["learners"]:
         model = lb.build(name, world, train, degree=p["degree"], m=p["m_ntk"],
                          n_kernel=p["n_kernel"], seed=lb.child_seed(seed, "ntk", tag))
-        n = p["n_eval"] if hasattr(model, "exact_robust_correct") else p["n_pgd"]
+        n = p["n_eval"] if lb.evaluated_exactly(model) else p["n_pgd"]
         X, y = test.X[:n], test.y[:n]
         clean[name] = float(np.mean(model.margins(X, y) > 0))
         robust[name] = float(np.mean(lb.robust_correct(model, X, y, tau, "inf", world,

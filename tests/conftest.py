@@ -68,7 +68,7 @@ def _warm_all_kernels():
 
     sep = PolynomialClassifier(3, degrees=(1, 3), C=np.ones((2, 3)))
     sep.input_gradient(Xr, yr)
-    sep.exact_robust_correct(Xr, yr, 0.1, "inf")
+    sep.worst_case_margin(Xr, yr, 0.1, "inf")
     polynomial.separable_weight_gradient(Xr, yr, sep.degrees)
     ker = PolynomialClassifier(3, form="kernel", X_train=Xr, alpha=np.ones(3))
     ker.input_gradient(Xr, yr)

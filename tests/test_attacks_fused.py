@@ -33,17 +33,15 @@ def _problem(n, dtype, seed=0):
 def _run(fused, model, X, y, eps, norm, **kw):
     # pgd and fgm on one path; a spy proves which one ran.
     calls = []
-    for name in ("_pgd_fused", "_fgm_fused"):
+    for name in ("compiled_pgd", "compiled_fgm"):
         method = getattr(type(model), name).__get__(model)
         setattr(model, name, lambda *a, _m=method: calls.append(1) or _m(*a))
-    old = attacks._FUSED
-    attacks._FUSED = fused
     try:
-        out = (attacks.pgd(model, X, y, eps, norm, steps=6, **kw),
-               attacks.fgm(model, X, y, eps, norm))
+        with attacks.compiled_loops(fused):
+            out = (attacks.pgd(model, X, y, eps, norm, steps=6, **kw),
+                   attacks.fgm(model, X, y, eps, norm))
     finally:
-        attacks._FUSED = old
-        del model._pgd_fused, model._fgm_fused
+        del model.compiled_pgd, model.compiled_fgm
     assert bool(calls) == fused
     return out
 
@@ -131,7 +129,7 @@ def _broken(kind):
 def test_non_finite_gradients_raise_on_both_paths(monkeypatch, kind, norm, fused):
     model, X, y, _ = _broken(kind)
     model.threshold, model.c = "fixed", 0.1
-    monkeypatch.setattr(attacks, "_FUSED", fused)
+    monkeypatch.setitem(attacks._core._COMPILED, "enabled", fused)
     with pytest.raises(ValueError, match="gradient contains NaN or infinite values"):
         attacks.pgd(model, X, y, 0.5, norm, steps=3)
     with pytest.raises(ValueError, match="gradient contains NaN or infinite values"):

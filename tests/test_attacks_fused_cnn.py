@@ -33,16 +33,14 @@ def _problem(n, dtype, seed=0):
 def _pgd(fused, model, X, y, eps, norm, **kw):
     # attacks.pgd on one path; a spy proves which one ran.
     calls = []
-    method = getattr(model, "_pgd_fused", None)
-    if method is not None:
-        model._pgd_fused = lambda *a: calls.append(1) or method(*a)
-    old = attacks._FUSED
-    attacks._FUSED = fused
+    if "pgd" in model.capabilities.compiled:
+        method = model.compiled_pgd
+        model.compiled_pgd = lambda *a: calls.append(1) or method(*a)
     try:
-        out = attacks.pgd(model, X, y, eps, norm, **kw)
+        with attacks.compiled_loops(fused):
+            out = attacks.pgd(model, X, y, eps, norm, **kw)
     finally:
-        attacks._FUSED = old
-        model.__dict__.pop("_pgd_fused", None)
+        model.__dict__.pop("compiled_pgd", None)
     assert len(calls) == (kw.get("restarts", 1) if fused else 0)
     return out
 
@@ -105,11 +103,8 @@ def test_kernel_keeps_the_best_iterate_with_the_loss_kernels_bits(dtype, linf):
 def test_radius_zero_gives_zero(norm):
     model, X, y = _problem(60, np.float64)
     for fused in (True, False):
-        attacks._FUSED, old = fused, attacks._FUSED
-        try:
+        with attacks.compiled_loops(fused):
             out = attacks.pgd(model, X, y, 0.0, norm, steps=4, random_start=True, restarts=2)
-        finally:
-            attacks._FUSED = old
         assert out.tobytes() == np.zeros_like(X).tobytes()
     # The kernel itself at eps = 0 with a positive step: every iterate is +-0, none is
     # strictly better than X, so the best stays +0 (not -0) with the loss at X.
@@ -145,7 +140,7 @@ def test_fused_pgd_gives_same_bits_for_any_thread_count(dtype):
 def test_nan_weight_raises_on_both_paths(monkeypatch, norm, fused):
     model, X, y = _problem(2 * B + 19, np.float64)
     model.W[1, 2, 3] = np.nan
-    monkeypatch.setattr(attacks, "_FUSED", fused)
+    monkeypatch.setitem(attacks._core._COMPILED, "enabled", fused)
     with pytest.raises(ValueError, match="gradient contains NaN or infinite values"):
         attacks.pgd(model, X, y, 0.5, norm, steps=3)
 

@@ -201,6 +201,6 @@ def test_separable_polynomial_exact_linf_attack_is_sound_and_attained(data, eps,
     # Attained: the per-coordinate minimisers reach it (it is a minimum, not a bound).
     assert np.all(np.abs(y * model.decision_function(arg) - worst) <= 2 * tol)
     # The model's certificate is the sign of this worst margin.
-    certified = model.exact_robust_correct(X, y, eps, "inf")
+    certified = model.worst_case_margin(X, y, eps, "inf") > 0
     decided = np.abs(worst) > tol
     assert np.array_equal(certified[decided], (worst > 0)[decided])

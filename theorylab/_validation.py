@@ -14,6 +14,7 @@ __all__ = [
     "check_int",
     "check_float",
     "check_choice",
+    "check_bool",
     "check_norm",
     "check_array",
     "check_binary_labels",
@@ -52,6 +53,13 @@ def check_float(name, value, low=None, high=None, *, low_open=False, high_open=F
         hb = ")" if high_open else "]"
         raise ValueError(f"{name} must be in {lb}{low}, {high}{hb}, got {value}")
     return value
+
+
+def check_bool(name, value):
+    """Return ``value`` as ``bool`` if it is a bool (NumPy's included); strings are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_choice(name, value, choices):

@@ -89,10 +89,10 @@ def structured_attack(world, sample, eps, norm=None, *, where="nonrobust", sprea
 
 def structured_accuracy(model, world, sample, eps, norm=None, **kwargs):
     """Fraction of ``sample`` still classified correctly under :func:`structured_attack`."""
-    X = model._check_X(sample.X)
-    y = model._check_y(sample.y, X.shape[0])
+    X = model.check_X(sample.X)
+    y = model.check_y(sample.y, X.shape[0])
     delta = structured_attack(world, sample, eps, norm, dtype=X.dtype, **kwargs)
-    return float(np.mean(model._correct(X + delta, y)))
+    return float(np.mean(model.correct(X + delta, y, check_input=False)))
 
 
 def structured_curve(model, world, sample, eps_grid, norm=None, **kwargs):
@@ -109,14 +109,14 @@ def structured_curve(model, world, sample, eps_grid, norm=None, **kwargs):
         raise ValueError("eps_grid must be a non-empty 1-d sequence of finite radii >= 0")
     if np.any(np.diff(grid) <= 0):
         raise ValueError("eps_grid must be strictly increasing")
-    X = model._check_X(sample.X)
-    y = model._check_y(sample.y, X.shape[0])
-    clean = float(np.mean(model._correct(X, y)))
-    if hasattr(model, "_correct_along"):
+    X = model.check_X(sample.X)
+    y = model.check_y(sample.y, X.shape[0])
+    clean = float(np.mean(model.correct(X, y, check_input=False)))
+    if hasattr(model, "correct_along"):
         # The attack is eps times a fixed direction: models that can evaluate a whole
         # line X + t D at once (the CNN: two GEMMs for all radii) take the fast path.
         D = structured_attack(world, sample, 1.0, p, dtype=X.dtype, **kwargs)
-        acc = model._correct_along(X, D, y, grid).mean(axis=1)
+        acc = model.correct_along(X, D, y, grid).mean(axis=1)
     else:
         acc = np.array([structured_accuracy(model, world, sample, e, p, **kwargs) for e in grid])
     return RobustnessCurve(grid, acc, "linf" if p == np.inf else "l2", "structured", clean)

@@ -181,8 +181,8 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
     if data is not None:
         if not (isinstance(data, tuple) and len(data) == 2):
             raise ValueError("data must be a tuple (X, y)")
-        X_fixed = model._check_X(data[0], "data[0]")
-        y_fixed = model._check_y(data[1], X_fixed.shape[0], "data[1]")
+        X_fixed = model.check_X(data[0], "data[0]")
+        y_fixed = model.check_y(data[1], X_fixed.shape[0], "data[1]")
         mode, n_train = "full", X_fixed.shape[0]
     elif mode == "full":
         if n_train is None:
@@ -225,7 +225,7 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
                 model.c = schedule(t)
             batch = fixed if fixed is not None else world.sample(batch_size, data_rng, dtype=dtype)
             X, y = batch.X, batch.y
-            with model.frozen_thresholds():  # one b for the step's attack and gradient
+            with model.fixed_weights():  # one b for the step's attack and gradient
                 if adversarial == "fgm":
                     X = X + attacks.fgm(model, X, y, eps, p)
                 elif adversarial == "pgd":

@@ -29,7 +29,7 @@ from ._ascent import _ascent_rows, _finite_rows
 from ._jit import jit, prange
 
 __all__ = ["CHUNK", "GROUP", "RULES", "scores", "logistic", "loss_and_weight_gradient",
-           "loss_and_input_gradient", "pgd", "fgm", "thresholds", "train_full_batch_many"]
+           "loss_and_input_gradient", "margin_and_input_gradient", "pgd", "fgm", "thresholds", "train_full_batch_many"]
 
 RULES = {"max": 0, "norm": 1, "fixed": 2}  # threshold rules, as the many-runs kernel codes them
 
@@ -171,6 +171,20 @@ def loss_and_input_gradient(X, y, W, b):
         G[s:e] = np.dot(_gated(U, b, sc, 1.0), W)
     return loss, f, G
 
+
+@jit(parallel=True)
+def margin_and_input_gradient(X, y, W, b):
+    """Per-sample margins y f(x_n) and their input gradients y sum_i 1{|u_i| > b_i} w_i."""
+    n = X.shape[0]
+    marg = np.empty(n, dtype=X.dtype)
+    G = np.empty_like(X)
+    dummy = np.empty(0, dtype=X.dtype)
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        U = np.dot(X[s:e], W.T)
+        marg[s:e] = y[s:e] * _forward_chunk(U, b, dummy, False)[0]
+        G[s:e] = np.dot(_gated(U, b, y[s:e], 1.0), W)
+    return marg, G
 
 
 # -- attacks ---------------------------------------------------------------

@@ -154,8 +154,8 @@ def fit(model, X, y, *, steps, lr, adversarial=None, eps=0.0, norm=2, pgd_steps=
     log_every = max(1, steps // 10) if log_every is None else check_int("log_every", log_every, 1)
     if low_rank is not None and low_rank.W0.shape != model.W.shape:
         raise ValueError(f"low_rank.W0 has shape {low_rank.W0.shape}, model.W {model.W.shape}")
-    X = model._check_X(X)
-    y = model._check_y(y, X.shape[0])
+    X = model.check_X(X)
+    y = model.check_y(y, X.shape[0])
     rng = as_generator(seed, "seed")
     history = History(config={"steps": steps, "lr": lr, "adversarial": adversarial, "eps": eps,
                               "norm": norm_name(p), "pgd_steps": pgd_steps,

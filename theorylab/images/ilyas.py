@@ -54,7 +54,7 @@ def _rep_and_grad(model, X, target=None):
 
 def representation(model, X):
     """Hidden representation of each input, shape (n, H)."""
-    return _rep_and_grad(model, model._check_X(X))[0]
+    return _rep_and_grad(model, model.check_X(X))[0]
 
 
 def robust_dataset(model, X_source, X_start, *, steps=200, step_size=0.1):
@@ -84,8 +84,8 @@ def robust_dataset(model, X_source, X_start, *, steps=200, step_size=0.1):
     """
     steps = check_int("steps", steps, 1)
     step_size = check_float("step_size", step_size, 0.0, low_open=True)
-    Xs = model._check_X(X_source, "X_source")
-    X = model._check_X(X_start, "X_start").copy()
+    Xs = model.check_X(X_source, "X_source")
+    X = model.check_X(X_start, "X_start").copy()
     if X.shape != Xs.shape:
         raise ValueError(f"X_start must have the shape of X_source {Xs.shape}, got {X.shape}")
     target = _rep_and_grad(model, Xs)[0]
@@ -107,11 +107,11 @@ def targeted_pgd(model, X, targets, eps, norm, *, steps=20, step_size=None):
     eps = check_float("eps", eps, 0.0)
     steps = check_int("steps", steps, 1)
     alpha = 2.5 * eps / steps if step_size is None else check_float("step_size", step_size, 0.0)
-    X = model._check_X(X)
-    t = model._check_y(targets, X.shape[0], "targets")
+    X = model.check_X(X)
+    t = model.check_y(targets, X.shape[0], "targets")
     delta = np.zeros_like(X)
     for _ in range(steps):
-        _, G = model._loss_grad(X + delta, t)
+        _, G = model.loss_and_input_gradient(X + delta, t, check_input=False)
         delta = attacks.project(delta - attacks.steepest_ascent(G, alpha, p), eps, p)
     return delta.astype(X.dtype)
 
@@ -131,7 +131,7 @@ def non_robust_dataset(model, X, y, eps, norm, *, steps=20, n_classes=None):
     success : float
         Fraction of X_NR that ``model`` itself assigns to t.
     """
-    X = model._check_X(X)
+    X = model.check_X(X)
     y = np.asarray(y)
     if n_classes is None:
         n_classes = model.n_classes

@@ -1,14 +1,81 @@
-"""What every theorylab model shares: validation of inputs and the npz format."""
+"""The learner protocol every theorylab model follows, and the npz format.
+
+A *learner* is any model that attacks, certificates, training and the checks
+can use without knowing its class.  It has two tiers, as scikit-learn's
+``check_input=False`` estimators do:
+
+* the **public, validating** methods: ``decision_function``, ``predict``,
+  ``margins``, ``accuracy``, ``loss``, ``input_gradient``;
+* the **array protocol**, the same computations on arrays that the caller has
+  already validated with :meth:`Learner.check_X` / :meth:`Learner.check_y`:
+  ``scores``, ``margin``, ``correct``, ``loss_and_input_gradient`` and
+  ``margin_and_input_gradient``, each with ``check_input=True`` by default and
+  ``check_input=False`` for inner loops (an attack's steps, a training step's
+  attack), which then skip validation.
+
+What a model can do beyond that is *declared* in :attr:`Learner.capabilities`
+(a :class:`Capabilities`), never probed with ``hasattr``:
+
+``compiled``
+    attack loops the model runs in one compiled kernel
+    (:meth:`Learner.compiled_pgd`, :meth:`Learner.compiled_fgm`; l2 and linf);
+``exact``
+    norms in which :meth:`Learner.worst_case_margin` is the exact minimum of the
+    margin over the ball in closed form (linear models; separable polynomials
+    in linf with M = I);
+``certify`` / ``solve``
+    norms in which :mod:`theorylab.verify` holds a sound certificate, resp. an
+    exact solver (MILP, branch and bound), for this model's ``kind``.
+
+Subclasses implement the hooks ``_scores(X)`` and ``_loss_grad(X, y)`` (per-sample
+loss and input gradient) and, for margin-based attacks, ``_margin_grad(X, y)``
+on validated arrays; the base class provides the rest.  The margin is
+``y f(x)`` for binary models and ``F_y(x) - max_{j != y} F_j(x)`` for K classes:
+a point is correct exactly when its margin is > 0 (a tie is an error).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_array
+from .._validation import check_array, check_binary_labels
 
-__all__ = ["BinaryModel", "save_npz"]
+__all__ = ["Capabilities", "Learner", "BinaryModel", "save_npz", "NORMS"]
+
+NORMS = (2.0, np.inf, 1.0)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a learner supports beyond the array protocol (see the module docstring).
+
+    Attributes
+    ----------
+    compiled : frozenset of str
+        Attack names ("pgd", "fgm") with a compiled loop (norms 2 and inf).
+    exact : frozenset of float
+        Norms (2.0, inf, 1.0) where ``worst_case_margin`` is exact in closed form.
+    certify : frozenset of float
+        Norms with a sound certifier in :mod:`theorylab.verify`.
+    solve : frozenset of float
+        Norms with an exact solver in :mod:`theorylab.verify`.
+    """
+
+    compiled: frozenset = frozenset()
+    exact: frozenset = frozenset()
+    certify: frozenset = frozenset()
+    solve: frozenset = frozenset()
+
+    def __post_init__(self):
+        for name in ("compiled", "exact", "certify", "solve"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
+        bad = (self.exact | self.certify | self.solve) - set(NORMS)
+        if bad:
+            raise ValueError(f"capability norms must be among {NORMS}, got {sorted(bad)}")
 
 
 def save_npz(path, kind, arrays, metadata):
@@ -19,59 +86,130 @@ def save_npz(path, kind, arrays, metadata):
         np.savez(fh, **payload)
 
 
-class BinaryModel:
-    """Mixin for binary classifiers with labels in {-1, +1} and logistic loss.
+class Learner:
+    """Base of every model: the array protocol and the declared capabilities.
 
-    Subclasses define ``d``, ``dtype``, ``_scores(X)`` and ``_loss_grad(X, y)``
-    (per-sample loss and input gradient) on validated arrays.
+    Subclasses set ``kind``, ``d``, ``dtype`` and ``n_classes`` and implement
+    ``check_X``, ``check_y``, ``_scores``, ``_loss_grad`` and ``_margin``
+    (and ``_margin_grad`` for margin-loss attacks).
+    """
+
+    kind = "Learner"
+    capabilities = Capabilities()
+
+    # -- validation --------------------------------------------------------
+    def check_X(self, X, name="X"):  # pragma: no cover - every model overrides it
+        """Validate inputs: shape, dtype, finiteness.  Returns a C-contiguous array."""
+        raise NotImplementedError
+
+    def check_y(self, y, n, name="y"):  # pragma: no cover - every model overrides it
+        """Validate ``n`` labels; returns them in the model's label dtype."""
+        raise NotImplementedError
+
+    def check_Xy(self, X, y):
+        """``check_X`` then ``check_y`` on the same number of samples."""
+        X = self.check_X(X)
+        return X, self.check_y(y, X.shape[0])
+
+    # -- the array protocol ------------------------------------------------
+    def scores(self, X, *, check_input=True):
+        """Scores f(x) (N,) for binary models, F(x) (N, K) for K classes."""
+        return self._scores(self.check_X(X) if check_input else X)
+
+    def margin(self, X, y, *, check_input=True):
+        """Per-sample margin: > 0 exactly where the point is classified correctly."""
+        if check_input:
+            X, y = self.check_Xy(X, y)
+        return self._margin(X, y)
+
+    def correct(self, X, y, *, check_input=True):
+        """Boolean per sample: margin > 0 strictly (a tie is an error)."""
+        return self.margin(X, y, check_input=check_input) > 0
+
+    def loss_and_input_gradient(self, X, y, *, check_input=True):
+        """Per-sample loss (N,) and its gradient in each input (shape of ``X``)."""
+        if check_input:
+            X, y = self.check_Xy(X, y)
+        return self._loss_grad(X, y)
+
+    def margin_and_input_gradient(self, X, y, *, check_input=True):
+        """Per-sample margin (N,) and its gradient in each input (shape of ``X``).
+
+        For K classes the competing class is the best other class at ``X``
+        (the gradient is that of F_y - F_j for that j).
+        """
+        if check_input:
+            X, y = self.check_Xy(X, y)
+        return self._margin_grad(X, y)
+
+    # -- capability hooks (declared in ``capabilities``) -------------------------
+    def compiled_pgd(self, X, y, D0, steps, step, eps, p):
+        """One PGD start in a compiled loop (validated arrays; capability "pgd")."""
+        raise ValueError(f"{type(self).__name__} has no compiled PGD loop")
+
+    def compiled_fgm(self, X, y, eps, p):
+        """FGM in a compiled loop (validated arrays; capability "fgm")."""
+        raise ValueError(f"{type(self).__name__} has no compiled FGM step")
+
+    def worst_case_margin(self, X, y, eps, p, *, check_input=True):
+        """Exact min over the p-ball of the margin, where ``capabilities.exact`` has p."""
+        raise ValueError(f"{type(self).__name__} has no closed-form worst case in norm {p}")
+
+    def fixed_weights(self):
+        """A context in which the weights do not change (models may cache derived values)."""
+        return contextlib.nullcontext()
+
+    # -- public, validating methods ---------------------------------------------
+    def decision_function(self, X):
+        """Real-valued scores for each row of ``X`` (see :meth:`scores`)."""
+        return self.scores(X)
+
+    def margins(self, X, y):
+        """Per-sample margins (validated): positive exactly where correct."""
+        return self.margin(X, y)
+
+    def accuracy(self, X, y):
+        """Fraction of points with margin > 0 (a tie is an error)."""
+        return float(np.mean(self.correct(X, y)))
+
+    def loss(self, X, y, reduction="mean"):
+        """The training loss: its mean, or per sample with ``reduction='none'``."""
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        loss, _ = self.loss_and_input_gradient(X, y)
+        return loss if reduction == "none" else float(np.mean(loss))
+
+    def input_gradient(self, X, y):
+        """Gradient of each sample's loss with respect to its input, shape of ``X``."""
+        return self.loss_and_input_gradient(X, y)[1]
+
+
+class BinaryModel(Learner):
+    """Binary classifiers with labels in {-1, +1}, score f (N,) and logistic loss.
+
+    Subclasses define ``d``, ``dtype``, ``_scores(X)`` and ``_loss_grad(X, y)``;
+    ``_margin_grad`` defaults to y times the score gradient taken from
+    ``_score_grad(X)``, which subclasses provide.
     """
 
     n_classes = 2
 
-    def _check_X(self, X, name="X"):
+    def check_X(self, X, name="X"):
         return check_array(name, X, ndim=2, shape=(None, self.d), dtype=self.dtype)
 
-    def _check_y(self, y, n, name="y"):
-        arr = np.asarray(y)
-        if arr.shape != (n,):
-            raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
-        if not np.isin(arr, (-1, 1)).all():
-            raise ValueError(f"{name} must contain only -1 and +1")
-        return np.ascontiguousarray(arr, dtype=self.dtype)
+    def check_y(self, y, n, name="y"):
+        return check_binary_labels(y, n, dtype=self.dtype, name=name)
 
-    def _correct(self, X, y):
-        # Validated arrays in, boolean per sample out: y f(x) > 0 strictly.
-        return y * self._scores(X) > 0
+    def _margin(self, X, y):
+        return y * self._scores(X)
 
-    def decision_function(self, X):
-        """Real-valued score f(x) for each row of ``X``; the class is its sign."""
-        return self._scores(self._check_X(X))
+    def _margin_grad(self, X, y):
+        f, G = self._score_grad(X)
+        return y * f, G * y[:, None]
+
+    def _score_grad(self, X):  # pragma: no cover - models with margin attacks override it
+        raise ValueError(f"{type(self).__name__} has no score gradient")
 
     def predict(self, X):
         """Labels in {-1, +1}; 0 where f(x) == 0 exactly (undecided, counted as an error)."""
         return np.sign(self.decision_function(X)).astype(np.int64)
-
-    def margins(self, X, y):
-        """y f(x): positive exactly where the point is classified correctly."""
-        X = self._check_X(X)
-        return self._check_y(y, X.shape[0]) * self._scores(X)
-
-    def accuracy(self, X, y):
-        """Fraction of points with y f(x) > 0 (a tie f = 0 is an error)."""
-        X = self._check_X(X)
-        return float(np.mean(self._correct(X, self._check_y(y, X.shape[0]))))
-
-    def loss(self, X, y, reduction="mean"):
-        """Logistic loss log(1 + exp(-y f(x))): its mean, or per sample with ``reduction='none'``."""
-        X = self._check_X(X)
-        loss, _ = self._loss_grad(X, self._check_y(y, X.shape[0]))
-        if reduction == "none":
-            return loss
-        if reduction == "mean":
-            return float(np.mean(loss))
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-
-    def input_gradient(self, X, y):
-        """Gradient of each sample's loss with respect to its input, shape of ``X``."""
-        X = self._check_X(X)
-        return self._loss_grad(X, self._check_y(y, X.shape[0]))[1]

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._kernels import cnn as _k
 from .._validation import as_generator, check_array, check_float, check_int
-from ._base import save_npz
+from ._base import Capabilities, Learner, save_npz
 
 __all__ = ["SmoothedReLUCNN"]
 
@@ -37,7 +37,7 @@ def _check_dtype(dtype):
     return _DTYPES[name]
 
 
-class SmoothedReLUCNN:
+class SmoothedReLUCNN(Learner):
     """Two-layer smoothed-ReLU patch CNN with K output classes.
 
     Parameters
@@ -70,6 +70,7 @@ class SmoothedReLUCNN:
     """
 
     kind = "SmoothedReLUCNN"
+    capabilities = Capabilities(compiled={"pgd"}, certify={2.0, np.inf})
 
     def __init__(self, K, m, d, *, q=3, rho=0.5, init_scale=0.01, seed=0, dtype=np.float64,
                  W=None):
@@ -92,11 +93,11 @@ class SmoothedReLUCNN:
     def n_classes(self):
         return self.K
 
-    # -- validation (the private protocol theorylab.attacks relies on) ----
-    def _check_X(self, X, name="X"):
+    # -- validation and the array protocol (theorylab.models._base.Learner) ----
+    def check_X(self, X, name="X"):
         return check_array(name, X, ndim=3, shape=(None, None, self.d), dtype=self.dtype)
 
-    def _check_y(self, y, n, name="y"):
+    def check_y(self, y, n, name="y"):
         arr = np.asarray(y)
         if arr.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
@@ -116,21 +117,50 @@ class SmoothedReLUCNN:
         loss, _, G = _k.loss_and_input_gradient(X, y, self.W, self.q, self.rho)
         return loss, G
 
-    # Compiled PGD loop (theorylab.attacks.pgd uses it for l2 and linf); validated arrays
-    # in, the kernel's outputs back.  alpha and eps are rounded to the model's dtype, as
-    # NumPy rounds a Python float meeting a float32 array.
-    def _pgd_fused(self, X, y, D0, steps, alpha, eps, p):
+    @staticmethod
+    def _split_margin(F, y):
+        # F_y - max_{j != y} F_j and the competing class j (first index on ties).
+        rows = np.arange(F.shape[0])
+        Fy = F[rows, y].copy()
+        other = F.copy()
+        other[rows, y] = -np.inf
+        j = np.argmax(other, axis=1)
+        return Fy - other[rows, j], j
+
+    def _margin(self, X, y):
+        return self._split_margin(self._scores(X), y)[0]
+
+    def _margin_grad(self, X, y):
+        # Gradient of F_y - F_j for the competing class j at X: the filters of class y
+        # and of class j, each weighted by sigma' of its pre-activations.
+        marg, j = self._split_margin(self._scores(X), y)
+        N, P, d = X.shape
+        G = np.zeros_like(X)
+        for sign, cls in ((1.0, y), (-1.0, j)):
+            Wc = self.W[cls]                                    # (N, m, d)
+            Z = np.einsum("npd,nmd->npm", X, Wc)
+            S = _k.smoothed_relu_derivative(Z.ravel(), self.q, self.rho).reshape(Z.shape)
+            G += sign * np.einsum("npm,nmd->npd", S, Wc)
+        return marg, G
+
+    # Compiled PGD loop (capabilities.compiled); validated arrays in, the kernel's outputs
+    # back.  step and eps are rounded to the model's dtype, as NumPy rounds a Python float
+    # meeting a float32 array.
+    def compiled_pgd(self, X, y, D0, steps, step, eps, p):
+        """One start of :func:`theorylab.attacks.pgd` in one compiled kernel (l2, linf)."""
         dt = np.dtype(self.dtype).type
         return _k.pgd(X, y, self.W, self.q, self.rho, np.ascontiguousarray(D0, dtype=self.dtype),
-                      steps, dt(alpha), dt(eps), p == np.inf)
+                      steps, dt(step), dt(eps), p == np.inf)
 
     def _weight_grad(self, X, y):
         # Validated arrays in (the trainer's hot path): losses, scores, mean-loss gradient.
         return _k.loss_and_weight_gradient(X, y, self.W, self.q, self.rho)
 
-    def _correct_along(self, X, D, y, ts):
-        # Validated arrays in: correctness of X + t D for each t, shape (len(ts), N).
-        # Exact for this model because its pre-activations are linear in the input.
+    def correct_along(self, X, D, y, ts):
+        """Correctness of X + t D for each t (validated arrays), shape (len(ts), N).
+
+        Exact for this model because its pre-activations are linear in the input.
+        """
         F = _k.scores_along(X, np.ascontiguousarray(D, dtype=self.dtype), self.W, self.q,
                             self.rho, np.asarray(ts, dtype=np.float64))
         rows = np.arange(F.shape[1])
@@ -138,49 +168,18 @@ class SmoothedReLUCNN:
         F[:, rows, y] = -np.inf
         return Fy > F.max(axis=2)
 
-    def _correct(self, X, y):
-        # Correct when the true class's score is strictly the largest (a tie is an error).
-        F = self._scores(X)
-        rows = np.arange(F.shape[0])
-        Fy = F[rows, y].copy()
-        F[rows, y] = -np.inf
-        return Fy > F.max(axis=1)
-
     # -- public evaluation ----------------------------------------------
-    def decision_function(self, X):
-        """Class scores F_k(X), shape (N, K)."""
-        return self._scores(self._check_X(X))
-
     def predict(self, X):
         """argmax_k F_k(X) per sample (first index on ties)."""
         return np.argmax(self.decision_function(X), axis=1).astype(np.int64)
 
     def patch_contributions(self, X):
         """Per-patch contributions to the scores, shape (N, P, K); they sum over P to F."""
-        return _k.patch_scores(self._check_X(X), self.W, self.q, self.rho)
-
-    def accuracy(self, X, y):
-        """Fraction of samples whose true class has the strictly largest score."""
-        X = self._check_X(X)
-        return float(np.mean(self._correct(X, self._check_y(y, X.shape[0]))))
-
-    def loss(self, X, y, reduction="mean"):
-        """Softmax cross-entropy: its mean, or per sample with ``reduction='none'``."""
-        if reduction not in ("mean", "none"):
-            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-        X = self._check_X(X)
-        loss, _ = self._loss_grad(X, self._check_y(y, X.shape[0]))
-        return loss if reduction == "none" else float(np.mean(loss))
-
-    def input_gradient(self, X, y):
-        """Gradient of each sample's loss with respect to its input, shape of ``X``."""
-        X = self._check_X(X)
-        return self._loss_grad(X, self._check_y(y, X.shape[0]))[1]
+        return _k.patch_scores(self.check_X(X), self.W, self.q, self.rho)
 
     def weight_gradient(self, X, y):
         """Per-sample losses (N,), scores (N, K) and the gradient of the mean loss in ``W``."""
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
+        X, y = self.check_Xy(X, y)
         return _k.loss_and_weight_gradient(X, y, self.W, self.q, self.rho)
 
     # -- structure -------------------------------------------------------

@@ -10,8 +10,8 @@ A linear model's worst case inside a p-ball is known in closed form,
     min_{||delta||_p <= eps} y (<w, x + delta> + b) = y (<w, x> + b) - eps ||w||_q,
 
 with q the dual exponent, so its robust accuracy is *certified* (exact), not
-estimated by an attack: :meth:`LinearClassifier.exact_robust_correct`, used by
-``theorylab.attacks.robust_accuracy(..., attack="exact")``.
+estimated by an attack: :meth:`LinearClassifier.worst_case_margin` (declared in
+``capabilities.exact``), which :mod:`theorylab.verify` and the evaluation use.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import scipy.optimize
 
 from .._kernels import linear as _k
 from .._validation import check_array, check_choice, check_float, check_int, check_norm
-from ._base import BinaryModel, save_npz
+from ._base import BinaryModel, Capabilities, save_npz
 
 __all__ = ["LinearClassifier", "dual_norm", "lbfgs"]
 
@@ -99,6 +99,7 @@ class LinearClassifier(BinaryModel):
     """
 
     kind = "LinearClassifier"
+    capabilities = Capabilities(exact={2.0, np.inf, 1.0})
 
     def __init__(self, d, *, w=None, b=0.0):
         self.d = check_int("d", d, 1)
@@ -141,8 +142,7 @@ class LinearClassifier(BinaryModel):
         check_choice("solver", solver, SOLVERS)
         max_iter = check_int("max_iter", max_iter, 1)
         tol = check_float("tol", tol, 0.0, low_open=True)
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
+        X, y = self.check_Xy(X, y)
         if np.all(y == y[0]):
             raise ValueError("y must contain both classes -1 and +1")
 
@@ -180,22 +180,24 @@ class LinearClassifier(BinaryModel):
     def _loss_grad(self, X, y):
         return _k.loss_and_input_gradient(X, y, self.w, self.b)
 
-    # -- the exact attack ------------------------------------------------------
-    def robust_margins(self, X, y, eps, norm):
-        """Worst-case margins min_{||delta||_p <= eps} y f(x + delta) = y f(x) - eps ||w||_q."""
-        p = check_norm(norm)
-        eps = check_float("eps", eps, 0.0)
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
+    def _score_grad(self, X):
+        return self._scores(X), np.broadcast_to(self.w, X.shape).copy()
+
+    # -- the exact worst case ----------------------------------------------------
+    def worst_case_margin(self, X, y, eps, p, *, check_input=True):
+        """min_{||delta||_p <= eps} y f(x + delta) = y f(x) - eps ||w||_q, exactly.
+
+        A point is robust at radius eps exactly where this is > 0.
+        """
+        if check_input:
+            p = check_norm(p)
+            eps = check_float("eps", eps, 0.0)
+            X, y = self.check_Xy(X, y)
         return y * self._scores(X) - eps * dual_norm(self.w, p)
 
-    def exact_robust_correct(self, X, y, eps, p):
-        """Per sample: is the point correct against *every* perturbation of p-norm <= eps?
-
-        True exactly where y (<w, x> + b) - eps ||w||_q > 0; this is the
-        protocol ``robust_accuracy(..., attack="exact")`` calls.
-        """
-        return self.robust_margins(X, y, eps, p) > 0
+    def robust_margins(self, X, y, eps, norm):
+        """Worst-case margins (validated): :meth:`worst_case_margin`."""
+        return self.worst_case_margin(X, y, eps, norm)
 
     def worst_perturbation(self, y, eps, norm):
         """The minimiser delta of y f(x + delta) in the ball (it does not depend on x).

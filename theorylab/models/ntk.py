@@ -34,7 +34,7 @@ import scipy.linalg
 from .._kernels import ntk as _k
 from .._kernels.relu_net import logistic
 from .._validation import check_array, check_choice, check_float, check_int
-from ._base import BinaryModel, save_npz
+from ._base import BinaryModel, Capabilities, save_npz
 from .linear import lbfgs
 
 __all__ = ["NTKClassifier", "solve_psd", "GATES", "KERNEL_SOLVERS"]
@@ -200,12 +200,12 @@ class NTKClassifier(BinaryModel):
         """Frozen gate pattern g(x) for the rows of ``X``, shape (N, m) (empirical form)."""
         if self.form != "empirical":
             raise ValueError("features_gates needs form='empirical'")
-        return _k.gates(self._check_X(X), self.W0, self.b0, self.two_sided)
+        return _k.gates(self.check_X(X), self.W0, self.b0, self.two_sided)
 
     def gram(self, X, Y=None):
         """The kernel matrix K(X, Y) (Y defaults to X)."""
-        X = self._check_X(X)
-        Y = X if Y is None else self._check_X(Y, "Y")
+        X = self.check_X(X)
+        Y = X if Y is None else self.check_X(Y, "Y")
         if self.form == "empirical":
             GX = _k.gates(X, self.W0, self.b0, self.two_sided)
             GY = GX if Y is X else _k.gates(Y, self.W0, self.b0, self.two_sided)
@@ -229,8 +229,7 @@ class NTKClassifier(BinaryModel):
         reg = check_float("reg", reg, 0.0)
         max_iter = check_int("max_iter", max_iter, 1)
         tol = check_float("tol", tol, 0.0, low_open=True)
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
+        X, y = self.check_Xy(X, y)
         if np.all(y == y[0]):
             raise ValueError("y must contain both classes -1 and +1")
         if self.form == "empirical":
@@ -262,6 +261,14 @@ class NTKClassifier(BinaryModel):
 
     def _scores(self, X):
         return self._scores_grad(X, False)[0]
+
+    def _score_grad(self, X):
+        return self._scores_grad(X, True)
+
+    @property
+    def capabilities(self):
+        """The frozen-gate form is piecewise linear: a sound bound in l2 and linf."""
+        return Capabilities(certify={2.0, np.inf} if self.form == "empirical" else set())
 
     def _loss_grad(self, X, y):
         f, grad = self._scores_grad(X, True)

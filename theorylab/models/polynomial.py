@@ -25,7 +25,7 @@ import numpy as np
 from .._kernels import polynomial as _k
 from .._kernels.relu_net import logistic
 from .._validation import check_array, check_choice, check_float, check_int, check_norm
-from ._base import BinaryModel, save_npz
+from ._base import BinaryModel, Capabilities, save_npz
 from .linear import lbfgs
 from .ntk import KERNEL_SOLVERS, fit_kernel
 
@@ -160,8 +160,7 @@ class PolynomialClassifier(BinaryModel):
         tol = check_float("tol", tol, 0.0, low_open=True)
         allowed = ("lbfgs",) if self.form == "separable" else KERNEL_SOLVERS
         solver = check_choice("solver", allowed[0] if solver is None else solver, allowed)
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
+        X, y = self.check_Xy(X, y)
         if np.all(y == y[0]):
             raise ValueError("y must contain both classes -1 and +1")
         if self.form == "kernel":
@@ -211,10 +210,18 @@ class PolynomialClassifier(BinaryModel):
         loss, slope = logistic(self._scores(X), y)
         return loss, self._scores_grad(X, True, slope)[1]
 
+    def _score_grad(self, X):
+        return self._scores_grad(X, True, np.ones(X.shape[0]))
+
     def input_gradient_of_score(self, X):
         """d f / d x for each row of ``X`` (the score's gradient, not the loss's)."""
-        X = self._check_X(X)
-        return self._scores_grad(X, True, np.ones(X.shape[0]))[1]
+        return self._score_grad(self.check_X(X))[1]
+
+    @property
+    def capabilities(self):
+        """Exact linf worst case for the separable form with M = I (see :meth:`worst_case_margin`)."""
+        exact = {np.inf} if self.form == "separable" and self.M is None else set()
+        return Capabilities(exact=exact)
 
     # -- the exact linf attack (separable, M = I) -------------------------------
     def _critical_points(self):
@@ -235,24 +242,23 @@ class PolynomialClassifier(BinaryModel):
             self._crit = (crit, np.array([r.size for r in roots], dtype=np.int64))
         return self._crit
 
-    def exact_robust_correct(self, X, y, eps, p):
-        """Certified robustness for a separable polynomial with M = I against linf.
+    def worst_case_margin(self, X, y, eps, p, *, check_input=True):
+        """Exact linf worst-case margins of a separable polynomial with M = I.
 
         The worst case over the box |delta_j| <= eps is the sum of
         per-coordinate minima, each at an end of the interval or at a critical
         point, so this is exact, not an attack.  Other norms, dictionaries or
-        the kernel form raise ``ValueError`` (use PGD there).
+        the kernel form raise ``ValueError`` (``capabilities.exact`` is empty there).
         """
         p = check_norm(p)
         eps = check_float("eps", eps, 0.0)
-        if self.form != "separable" or self.M is not None or p != np.inf:
-            raise ValueError("exact attack: only separable polynomials with M = I against "
+        if p not in self.capabilities.exact:
+            raise ValueError("exact worst case: only separable polynomials with M = I against "
                              f"linf (form={self.form!r}, norm={p})")
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
+        if check_input:
+            X, y = self.check_Xy(X, y)
         crit, ncrit = self._critical_points()
-        return _k.separable_worst_margins(X, y, self.C, self.degrees, self.b, crit, ncrit,
-                                          eps) > 0
+        return _k.separable_worst_margins(X, y, self.C, self.degrees, self.b, crit, ncrit, eps)
 
     # -- persistence -------------------------------------------------------
     def save(self, path):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._kernels import relu_net as _k
 from .._validation import as_generator, check_array, check_choice, check_float, check_int
-from ._base import BinaryModel, save_npz
+from ._base import BinaryModel, Capabilities, save_npz
 
 __all__ = ["TwoLayerReLU", "THRESHOLD_RULES"]
 
@@ -70,6 +70,8 @@ class TwoLayerReLU(BinaryModel):
     """
 
     kind = "TwoLayerReLU"
+    capabilities = Capabilities(compiled={"pgd", "fgm"}, certify={2.0, np.inf},
+                                solve={2.0, np.inf})
 
     def __init__(self, d, m, *, init_scale=None, threshold="max", c=0.5, dictionary=None,
                  seed=0, dtype=np.float64, W=None):
@@ -154,15 +156,24 @@ class TwoLayerReLU(BinaryModel):
         loss, _, G = _k.loss_and_input_gradient(X, y, self.W, self.thresholds())
         return loss, G
 
-    # Compiled attack loops (theorylab.attacks uses them for l2 and linf); validated arrays
-    # in, the kernels' outputs back.  step and eps are rounded to the model's dtype, as
-    # NumPy rounds a Python float meeting a float32 array.
-    def _pgd_fused(self, X, y, D0, steps, alpha, eps, p):
+    def _margin_grad(self, X, y):
+        return _k.margin_and_input_gradient(X, y, self.W, self.thresholds())
+
+    def fixed_weights(self):
+        """The thresholds are computed once inside the block (:meth:`frozen_thresholds`)."""
+        return self.frozen_thresholds()
+
+    # Compiled attack loops (capabilities.compiled); validated arrays in, the kernels'
+    # outputs back.  step and eps are rounded to the model's dtype, as NumPy rounds a
+    # Python float meeting a float32 array.
+    def compiled_pgd(self, X, y, D0, steps, step, eps, p):
+        """One start of :func:`theorylab.attacks.pgd` in one compiled kernel (l2, linf)."""
         dt = np.dtype(self.dtype).type
-        return _k.pgd(X, y, self.W, self.thresholds(), D0, steps, dt(alpha), dt(eps),
+        return _k.pgd(X, y, self.W, self.thresholds(), D0, steps, dt(step), dt(eps),
                       p == np.inf)
 
-    def _fgm_fused(self, X, y, eps, p):
+    def compiled_fgm(self, X, y, eps, p):
+        """:func:`theorylab.attacks.fgm` in one compiled kernel (l2, linf)."""
         dt = np.dtype(self.dtype).type
         return _k.fgm(X, y, self.W, self.thresholds(), dt(eps), p == np.inf)
 
@@ -171,8 +182,7 @@ class TwoLayerReLU(BinaryModel):
 
         Thresholds are held at their current values (constants in the gradient).
         """
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
+        X, y = self.check_Xy(X, y)
         return _k.loss_and_weight_gradient(X, y, self.W, self.thresholds())
 
     # -- persistence -----------------------------------------------------

@@ -43,11 +43,8 @@ _STYLE = {"adversarial network": ("tab:blue", "-", 2.2), "clean network": ("tab:
 def _robust(model, X, y, eps, p, world, pgd_steps=20):
     if eps == 0:
         return float(np.mean(model.margins(X, y) > 0))
-    if hasattr(model, "exact_robust_correct"):
-        try:
-            return float(np.mean(model.exact_robust_correct(X, y, eps, p)))
-        except ValueError:
-            pass
+    if p in model.capabilities.exact:
+        return float(np.mean(model.worst_case_margin(X, y, eps, p) > 0))
     ok = model.margins(X + attacks.pgd(model, X, y, eps, p, steps=pgd_steps), y) > 0
     ok &= model.margins(X + attacks.dense_direction(world, y, eps, p), y) > 0
     return float(np.mean(ok))
@@ -262,8 +259,8 @@ def collect_curves(norm, *, d, k, tau_adv, grid, T=3000, T_adv=1500, batch=1024,
     }
     curves = {}
     for name, model in models.items():
-        exact = hasattr(model, "exact_robust_correct") and (
-            isinstance(model, LinearClassifier) or p == np.inf)
+        exact = isinstance(model, LinearClassifier) or (
+            isinstance(model, PolynomialClassifier) and p == np.inf)
         n = n_test if exact else n_pgd
         curves[name] = [_robust(model, te.X[:n], te.y[:n], e, p, world) for e in grid]
     label = "l2" if p == 2.0 else "linf"
@@ -273,7 +270,7 @@ def collect_curves(norm, *, d, k, tau_adv, grid, T=3000, T_adv=1500, batch=1024,
 
 def _tau50_exact(model, X, y, scale, p):
     grid = scale * np.geomspace(0.05, 20.0, 60)
-    acc = [float(np.mean(model.exact_robust_correct(X, y, e, p))) for e in grid]
+    acc = [float(np.mean(model.worst_case_margin(X, y, e, p) > 0)) for e in grid]
     return attacks.tau50(grid, acc, float(np.mean(model.margins(X, y) > 0)))
 
 

@@ -188,12 +188,12 @@ def pipeline(seed, params):
             tau = float(max(srt[(len(m) + 1) // 2 - 1], 0.0)) if clean >= 0.5 else 0.0
         else:
             model = models[f]
-            clean = float(np.mean(model._correct(X, y)))
+            clean = float(np.mean(model.correct(X, y)))
             acc = []
             for r in radii:
-                ok = model._correct(X + attacks.pgd(model, X, y, r, norm, steps=p["pgd_steps"]),
+                ok = model.correct(X + attacks.pgd(model, X, y, r, norm, steps=p["pgd_steps"]),
                                     y)
-                ok &= model._correct(X + attacks.dense_direction(world, y, r, norm), y)
+                ok &= model.correct(X + attacks.dense_direction(world, y, r, norm), y)
                 acc.append(float(np.mean(ok)))
             tau = attacks.tau50(radii, acc, clean)
             if f != "oracle":

@@ -69,7 +69,7 @@ def _linear():
     _, s = _sparse()
     lin = LinearClassifier(s.X.shape[1]).fit(s.X, s.y)
     for p in (2.0, np.inf):
-        lin.exact_robust_correct(s.X, s.y, 0.1, p)
+        lin.worst_case_margin(s.X, s.y, 0.1, p)
     lin.input_gradient(s.X, s.y)
 
 
@@ -78,7 +78,7 @@ def _polynomial():
 
     world, s = _sparse()
     sep = PolynomialClassifier.separable(world.d, 3).fit(s.X, s.y)
-    sep.exact_robust_correct(s.X, s.y, 0.1, np.inf)
+    sep.worst_case_margin(s.X, s.y, 0.1, np.inf)
     sep.input_gradient(s.X, s.y)
     ker = PolynomialClassifier.kernel(world.d, 3).fit(s.X, s.y)
     ker.input_gradient(s.X, s.y)

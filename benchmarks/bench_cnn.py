@@ -86,7 +86,7 @@ def torch_step_fn(torch, X, y, W):
 def fgsm_step(X, y, W, eps=0.05):
     # One adversarial-training step as the trainer takes it: the fused one-step attack
     # kernel, then the GD step on the perturbed points.
-    Xa = K.attack(X, y, W, Q, RHO, np.zeros_like(X), 1, eps, eps, True)
+    Xa = X + K.ascent(X, y, W, Q, RHO, np.zeros_like(X), 1, eps, eps, True)
     W -= LR * K.loss_and_weight_gradient(Xa, y, W, Q, RHO)[2]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import time
@@ -11,28 +10,13 @@ import traceback
 
 import numpy as np
 
+from theorylab._json import to_jsonable
+
 from ._harness import FAIL, INCONCLUSIVE, PASS, CheckResult, CriterionResult, evaluate
 
 __all__ = ["run_checks", "format_table", "write_json", "write_markdown", "ERROR"]
 
 ERROR = "ERROR"
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else str(f)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    return obj
 
 
 def _one_blas_thread():
@@ -44,17 +28,16 @@ def _one_blas_thread():
     NumPy's threads oversubscribed the cores (quick, 3 seeds, 2 jobs: 212 s of CPU
     and 108 s wall, against 174 s and 88 s with one BLAS thread).
     """
-    from threadpoolctl import threadpool_limits
+    from theorylab._kernels.threads import limit_threads
 
-    return threadpool_limits(limits=1, user_api="blas")
+    return limit_threads(blas_threads=1)
 
 
 def _worker_init():
     # One Numba thread and one BLAS thread per worker: the workers themselves fill the cores.
-    import numba
+    from theorylab._kernels.threads import limit_process_threads
 
-    numba.set_num_threads(1)
-    _one_blas_thread()  # for the worker's lifetime
+    limit_process_threads(1, 1)
 
 
 def _run_seed(check_ids, regime, seed, params_override):
@@ -251,25 +234,25 @@ def _result_dict(r):
     return {
         "id": r.check.id, "paper": r.check.paper, "claim": r.check.claim,
         "provenance": r.check.provenance, "regime": r.regime,
-        "params": _jsonable(r.check.regimes[r.regime]), "seeds": r.seeds,
+        "params": to_jsonable(r.check.regimes[r.regime]), "seeds": r.seeds,
         "verdict": r.verdict, "reason": r.reason, "seconds": r.seconds,
         "criteria": [{"criterion": c.criterion.describe(), "kind": c.criterion.kind,
-                      "reason": c.criterion.reason, "values": _jsonable(c.values),
+                      "reason": c.criterion.reason, "values": to_jsonable(c.values),
                       "status": c.status} for c in r.criteria],
-        "measurements": _jsonable([{k: v for k, v in m.items() if k != "extra"}
+        "measurements": to_jsonable([{k: v for k, v in m.items() if k != "extra"}
                                    for m in r.measurements]),
         "figure": r.figure_path, "notes": r.check.notes, "error": r.error,
     }
 
 
 def _environment():
-    import numba
     import scipy
 
     from theorylab import __version__
+    from theorylab._kernels.threads import numba_version
 
     return {"theorylab": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "python": platform.python_version(),
+            "numba": numba_version(), "python": platform.python_version(),
             "machine": platform.machine(), "cpus": os.cpu_count()}
 
 
@@ -319,7 +302,7 @@ def write_markdown(results, path):
         out += ["", f"## {r.check.id}: {r.verdict}", "",
                 f"*Paper:* {r.check.paper}  ", f"*Claim {r.check.provenance}:* {r.check.claim}",
                 "", f"*Regime ({r.regime}), seeds {r.seeds}:* `"
-                + json.dumps(_jsonable(r.check.regimes[r.regime])) + "`", ""]
+                + json.dumps(to_jsonable(r.check.regimes[r.regime])) + "`", ""]
         if r.reason:
             out += [f"*Why:* {r.reason}", ""]
         if r.criteria:

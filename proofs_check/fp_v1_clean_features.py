@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from theorylab import metrics
+from theorylab.pipelines.feature_purification import fp_clean as clean_stage
 
+from ._papers import FP
 from ._fp_common import REGIMES
-from ._fp_pipeline import clean_stage
 from ._harness import Check, Criterion, register
 
-PAPER = "Feature Purification (Allen-Zhu & Li, FOCS 2021)"
 
 
 def run(seed, params):
@@ -76,7 +76,7 @@ CRITERIA = [
 for name in ("l2", "linf", "linf_dense"):
     register(Check(
         id=f"fp.v1_clean_features_{name}",
-        paper=PAPER,
+        paper=FP,
         claim="Clean training is accurate (> 99%), each neuron learns a dictionary feature with "
               "the teacher's sign, and carries a small dense mixture aligned with M w*.",
         provenance="[C]",

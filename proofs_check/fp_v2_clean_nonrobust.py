@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from theorylab import attacks
+from theorylab.pipelines.feature_purification import fp_base
 
 from ._fp_common import REGIMES, evaluated
-from ._fp_pipeline import fp_base
 from ._harness import Check, Criterion, register
-from .fp_v1_clean_features import PAPER
+from ._papers import FP
 
 
 def run(seed, params):
@@ -72,7 +72,7 @@ CRITERIA = [
 for name in ("l2", "linf", "linf_dense"):
     register(Check(
         id=f"fp.v2_clean_nonrobust_{name}",
-        paper=PAPER,
+        paper=FP,
         claim="The clean network is non-robust at small radius, close to the linear rule, and "
               "the dense label direction M w* is nearly as strong an attack as PGD.",
         provenance="[C]",

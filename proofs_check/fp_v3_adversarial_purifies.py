@@ -12,11 +12,11 @@ import numpy as np
 
 from theorylab import metrics
 from theorylab.models import TwoLayerReLU
+from theorylab.pipelines.feature_purification import fp_run
 
 from ._fp_common import REGIMES, curves, evaluated, nearest_index
-from ._fp_pipeline import fp_run
 from ._harness import Check, Criterion, register
-from .fp_v1_clean_features import PAPER
+from ._papers import FP
 
 
 def _covered_oracle(run, params):
@@ -111,7 +111,7 @@ CRITERIA = [
 for name in ("l2", "linf", "linf_dense"):
     register(Check(
         id=f"fp.v3_adversarial_purifies_{name}",
-        paper=PAPER,
+        paper=FP,
         claim="FGM-only adversarial training from the clean weights is robust against PGD at "
               "the target radius, close to the purified oracle, keeps clean accuracy, and "
               "removes the dense mixtures.",

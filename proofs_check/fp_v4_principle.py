@@ -14,11 +14,12 @@ import numpy as np
 
 from theorylab import metrics
 from theorylab._linalg import row_norms
+from theorylab.pipelines.feature_purification import fp_clean as clean_stage
+from theorylab.pipelines.feature_purification import fp_run
 
 from ._fp_common import REGIMES
-from ._fp_pipeline import clean_stage, fp_run
 from ._harness import Check, Criterion, register
-from .fp_v1_clean_features import PAPER
+from ._papers import FP
 
 
 def _principle(r):
@@ -68,7 +69,7 @@ CRITERIA = [
 for name in ("l2", "linf"):
     register(Check(
         id=f"fp.v4_principle_{name}",
-        paper=PAPER,
+        paper=FP,
         claim="For most neurons the clean weight is beta_i w'_i + v_i with ||beta_i w'_i|| > "
               "||v_i||: adversarial training keeps the learned feature and removes a dense "
               "mixture along M w*.",
@@ -125,7 +126,7 @@ _CORR = {
 
 register(Check(
     id="fp.v4_init_correlation",
-    paper=PAPER,
+    paper=FP,
     claim="Clean and adversarially trained weights are nearly uncorrelated with their "
           "initialisation; measured as the trend of the median |cos(w_i, w_i^0)| with d.",
     provenance="[C]",

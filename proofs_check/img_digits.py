@@ -18,44 +18,39 @@ and the CNN principle reuses the D_R / D_NR run's networks.
 
 from __future__ import annotations
 
-import json
-
 from theorylab.images import (REGIMES, low_rank_experiment, purification_experiment,
                               robust_nonrobust_experiment)
+from theorylab.pipelines import Stage, clear
 
+from ._papers import FP, LL
 from ._harness import Check, Criterion, register
 
-FP = "Feature Purification (Allen-Zhu & Li, FOCS 2021)"
-LL = "Li & Li (ICLR 2025)"
 RANKS = (1, 2, 4, 8)
-_RUNS = {}
+# Keyed pipeline stages (cached per process; theorylab.pipelines.clear() forgets them).
+_PURIFICATION = Stage("img.purification", "1", None,
+                      lambda seed, p: purification_experiment(p, seed=seed))
+_LOW_RANK = Stage("img.low_rank", "1", None, lambda seed, p: low_rank_experiment(
+    p, seed=seed, ranks=RANKS, base=_purification(seed, p)))
+_RNR = Stage("img.robust_nonrobust", "1", None,
+             lambda seed, p: robust_nonrobust_experiment(p, seed=seed))
 
 
 def clear_cache():
-    """Forget memoised runs."""
-    _RUNS.clear()
-
-
-def _memo(kind, seed, params, fn):
-    key = (kind, seed, json.dumps(params, sort_keys=True, default=str))
-    if key not in _RUNS:
-        _RUNS[key] = fn()
-    return _RUNS[key]
+    """Forget every cached stage."""
+    clear()
 
 
 def _purification(seed, params):
     # lowrank_eps only matters to the low-rank runs: the low-rank mutation shares this run.
-    base = {k: v for k, v in params.items() if k != "lowrank_eps"}
-    return _memo("pur", seed, base, lambda: purification_experiment(base, seed=seed))
+    return _PURIFICATION(seed, {k: v for k, v in params.items() if k != "lowrank_eps"})
 
 
 def _low_rank(seed, params):
-    return _memo("low", seed, params, lambda: low_rank_experiment(
-        params, seed=seed, ranks=RANKS, base=_purification(seed, params)))
+    return _LOW_RANK(seed, params)
 
 
 def _rnr(seed, params):
-    return _memo("rnr", seed, params, lambda: robust_nonrobust_experiment(params, seed=seed))
+    return _RNR(seed, params)
 
 
 def _numbers(result, prefix=""):

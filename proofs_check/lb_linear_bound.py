@@ -19,6 +19,7 @@ import numpy as np
 from theorylab import attacks, theory
 from theorylab.worlds import SparseCoding
 
+from ._papers import FP
 from . import lb_common as lb
 from ._harness import Check, Criterion, register
 
@@ -85,7 +86,7 @@ def figure(results):
 
 register(Check(
     id="lb.linear_bound",
-    paper="Feature Purification (Allen-Zhu & Li 2021)",
+    paper=FP,
     claim=("The trained linear classifier obeys the derived bound robust acc <= (k + "
            "sigma^2)/(d tau^2) (l2; / rho in linf) at every d, so its tau50 falls like "
            "d^(-1/2) in l2 and d^(-1) in linf at fixed k."),

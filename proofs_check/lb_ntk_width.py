@@ -16,6 +16,7 @@ import numpy as np
 from theorylab import attacks, theory
 from theorylab.worlds import SparseCoding
 
+from ._papers import FP
 from . import lb_common as lb
 from ._harness import Check, Criterion, register
 
@@ -72,7 +73,7 @@ def figure(results):
 
 register(Check(
     id="lb.ntk_width",
-    paper="Feature Purification (Allen-Zhu & Li 2021)",
+    paper=FP,
     claim=("The NTK of the network at init (gates frozen, trained head) is no more robust "
            "than a linear classifier, and widening it does not help: its linf tau50 stays "
            "at the linear classifier's from the narrowest to the widest m_ntk."),

@@ -25,6 +25,7 @@ import numpy as np
 
 from theorylab import theory
 
+from ._papers import FP
 from . import lb_common as lb
 from ._harness import Check, Criterion, register
 
@@ -85,7 +86,7 @@ def figure(results):
 
 register(Check(
     id="lb.poly_tau50_scaling",
-    paper="Feature Purification (Allen-Zhu & Li 2021)",
+    paper=FP,
     claim=("Degree-D separable polynomials fail the dense linf attack at tau50 ~ "
            "(sqrt(k)/d)^(1/D): slope -1/D in d at fixed k, never above the formula, and "
            "below the purified network's radius 1/(2 sqrt(k)) at large d."),

@@ -21,12 +21,15 @@ from __future__ import annotations
 import numpy as np
 
 from theorylab import attacks, theory
+from theorylab.pipelines import Stage
+from theorylab.pipelines.feature_purification import PARAMETERS as FP_PARAMETERS
+from theorylab.worlds import SparseCoding
 
+from ._papers import FP
 from . import lb_common as lb
 from ._fp_common import REGIMES as FP_REGIMES
 from ._harness import Check, Criterion, register
 
-PAPER = "Feature Purification (Allen-Zhu & Li 2021)"
 
 # The fp checks' linf regimes (proofs_check/_fp_common.py), taken from there so they cannot
 # drift apart: identical pipeline keys make fp_run return the network the fp checks already
@@ -81,19 +84,13 @@ def _tau_star(net, X, y, world, p):
     return lo, acc_lo, curve
 
 
-_REF_CACHE = {}
-
-
 def _reference_part(seed, p):
-    # Both checks of this module share the network's tau* (memoised per process).
-    key = (seed, tuple(sorted((k, str(v)) for k, v in p.items() if k in _REF_KEYS)))
-    if key not in _REF_CACHE:
-        _REF_CACHE[key] = _compute_reference(seed, p)
-    world, test, tau, out = _REF_CACHE[key]
+    # Both checks of this module share the network's tau* (a cached stage).
+    world, test, tau, out = _REFERENCE(seed, {k: v for k, v in p.items() if k in _REF_KEYS})
     return world, test, tau, {k: (dict(v) if k == "extra" else v) for k, v in out.items()}
 
 
-_REF_KEYS = lb._FP_KEYS + ("reference", "grid", "bisect", "n_eval", "pgd_steps")
+_REF_KEYS = FP_PARAMETERS + ("reference", "grid", "bisect", "n_eval", "pgd_steps")
 
 
 def _compute_reference(seed, p):
@@ -106,6 +103,9 @@ def _compute_reference(seed, p):
                                                                              "inf"),
            "extra": {"grid": list(p["grid"]), "ref_curve": curve.tolist()}}
     return world, test, (star if np.isfinite(star) else p["grid"][0]), out
+
+
+_REFERENCE = Stage("lb.reference", "1", None, _compute_reference)
 
 
 def _learners(world, test, tau, p, seed, tag):
@@ -133,7 +133,7 @@ def run_trained(seed, params):
     out["ref_minus_max_learner"] = out["ref_robust"] - out["max_learner_robust"]
     # The same tau* at a larger d, fixed k: the network's radius does not depend on d
     # (spec 3.3(iii)); the purified network there certifies that the window stays open.
-    big = lb.SparseCoding(p["scale_up"] * p["d"], p["k"], noise=p["noise"],
+    big = SparseCoding(p["scale_up"] * p["d"], p["k"], noise=p["noise"],
                           seed=lb.child_seed(seed, "big-world"))
     big_test = big.sample(p["n_eval"], lb.child_seed(seed, "big-test"))
     out["purified_robust_large_d"] = float(np.mean(lb.purified_worst_margins(
@@ -180,7 +180,7 @@ def _bar_figure(results):
 
 register(Check(
     id="lb.same_radius_linf",
-    paper=PAPER,
+    paper=FP,
     claim=("At a linf radius tau* where the adversarially trained network keeps robust "
            "accuracy >= 0.9, every trained low-complexity learner (logistic regression, "
            "trained separable cubic, cubic-kernel machine, empirical and analytic NTK) and "
@@ -228,7 +228,7 @@ register(Check(
 
 register(Check(
     id="lb.same_radius_poly_linf",
-    paper=PAPER,
+    paper=FP,
     claim=("At the same tau*, the best degree-3 separable polynomial (oracle t^3 or soft "
            "threshold) is far below the robust network, and falls as d grows at fixed k."),
     provenance="[C]",

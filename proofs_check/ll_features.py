@@ -10,11 +10,12 @@ and the race ratio n_nonrobust beta^q / alpha^q are our derivations [D]
 
 from __future__ import annotations
 
-from theorylab.attacks_patches import erasure_threshold
-from theorylab.training_patches import logit_decomposition
+from theorylab.attacks import erasure_threshold
+from theorylab.training import logit_decomposition
 
+from ._papers import LL
 from ._harness import Check, Criterion, register
-from .ll_pipeline import (ADV, BASE, PAPER, adversarial_run, learning_curves, pgd_accuracy,
+from .ll_pipeline import (ADV, BASE, adversarial_run, learning_curves, pgd_accuracy,
                           standard_run, structured)
 
 _QUICK = dict(BASE)
@@ -58,7 +59,7 @@ def run_standard(seed, params):
 
 register(Check(
     id="ll.standard_nonrobust",
-    paper=PAPER,
+    paper=LL,
     claim="Standard GD learns mainly the dense non-robust feature (Gamma_v >> Gamma_u), is "
           "accurate on clean data, and loses all robustness once the l_inf radius passes the "
           "erasure threshold beta / ||v||_1, where the attack along -v_y alone suffices.",
@@ -157,7 +158,7 @@ def run_adversarial(seed, params):
 
 register(Check(
     id="ll.adversarial_robust",
-    paper=PAPER,
+    paper=LL,
     claim="Adversarial training learns the robust feature and suppresses the non-robust one "
           "(Gamma_u >> Gamma_v), giving robust accuracy ~1 at the training radius, where the "
           "standard network has ~0, at clean accuracy ~1.",
@@ -204,7 +205,7 @@ register(Check(
 
 
 def _robustness_figure(results, title):
-    from theorylab.plots.patches import robustness_vs_eps
+    from theorylab.plots.li_li import robustness_vs_eps
 
     ex = [r["extra"] for r in results]
     return robustness_vs_eps(ex[0]["eps"], {"PGD": [e["pgd"] for e in ex],
@@ -213,7 +214,7 @@ def _robustness_figure(results, title):
 
 
 def _adversarial_figure(results):
-    from theorylab.plots.patches import robustness_vs_eps
+    from theorylab.plots.li_li import robustness_vs_eps
 
     ex = [r["extra"] for r in results]
     return robustness_vs_eps(ex[0]["eps"], {

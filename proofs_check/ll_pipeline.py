@@ -1,124 +1,23 @@
-"""The Li & Li pipeline shared by the ll checks: worlds, standard and adversarial runs.
+"""Evaluation helpers of the ll checks on the Li & Li pipeline (:mod:`theorylab.pipelines.li_li`).
 
-No check is registered here.  Runs are memoised per (parameters, seed) for the
-process, so the checks of a regime share their trained networks (the standard
-network of ``ll.standard_nonrobust`` is the baseline of ``ll.adversarial_robust``
-and the d = 256 point of ``ll.threshold_scaling``).
-
-Parameters (the ``params`` dicts of the checks' regimes; spec
-``robust_features.md`` section 6.1, config A0, with n_train halved):
-
-K, P, d, s, alpha, beta, n_nonrobust, noise, layout, threat   the world (spec 1.2)
-m, q, rho, init_scale                                          the CNN (spec 2.2)
-n_train, lr_std, T_std                                         standard full-batch GD
-adversarial, eps_train, lr_adv, T_adv, eps_ramp, pgd_steps_train,
-step_size_train, random_start_train, warm_start                adversarial training
-n_test, pgd_steps                                              evaluation (PGD, random start)
+No check is registered here.
 """
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-
 from theorylab import attacks
-from theorylab.attacks_patches import structured_accuracy
-from theorylab.models import SmoothedReLUCNN
-from theorylab.training import train
-from theorylab.worlds import RobustNonRobustPatches
+from theorylab.attacks import structured_accuracy
+from theorylab.pipelines import clear
+from theorylab.pipelines.li_li import ADV, BASE, adversarial_run, make_world, seeds, standard_run
 
-PAPER = "Li & Li (ICLR 2025)"
+__all__ = ["BASE", "ADV", "make_world", "standard_run", "adversarial_run",
+           "pgd_accuracy", "structured", "learning_curves", "clear_cache"]
 
-# World, network, standard training and evaluation: every ll check.
-BASE = dict(K=4, P=8, d=256, s=4, alpha=1.0, beta=1.0, n_nonrobust=4, noise=0.32, layout="A",
-            threat="linf", m=8, q=3, rho=0.5, init_scale=0.01, n_train=256, lr_std=0.5,
-            T_std=300, n_test=300, pgd_steps=10)
-# Adversarial training (defaults: the paper's one-step algorithm from a fresh init).
-ADV = dict(adversarial="fgm", eps_train=0.05, lr_adv=2.0, T_adv=600, eps_ramp=0,
-           pgd_steps_train=3, step_size_train=None, random_start_train=False, warm_start=False)
-
-_WORLD_KEYS = ("K", "P", "d", "s", "alpha", "beta", "n_nonrobust", "noise", "layout", "threat")
-_STD_KEYS = _WORLD_KEYS + ("m", "q", "rho", "init_scale", "n_train", "lr_std", "T_std", "n_test")
-_ADV_KEYS = _STD_KEYS + ("adversarial", "eps_train", "lr_adv", "T_adv", "eps_ramp",
-                         "pgd_steps_train", "step_size_train", "random_start_train", "warm_start")
-_CACHE = {}
 
 
 def clear_cache():
-    """Forget memoised runs (tests use it to measure from scratch)."""
-    _CACHE.clear()
-
-
-def _seeds(seed):
-    # world, init, training data, test data, attacks: independent children of (seed, tag).
-    return np.random.SeedSequence([seed, 0x11]).spawn(5)
-
-
-def make_world(seed, p):
-    s_world = _seeds(seed)[0]
-    return RobustNonRobustPatches(p["K"], p["P"], p["d"], s=p["s"], alpha=p["alpha"],
-                                  beta=p["beta"], n_nonrobust=p["n_nonrobust"], noise=p["noise"],
-                                  threat=p["threat"], layout=p["layout"],
-                                  seed=int(s_world.generate_state(1)[0]))
-
-
-def _fresh_model(seed, p):
-    return SmoothedReLUCNN(p["K"], p["m"], p["d"], q=p["q"], rho=p["rho"],
-                           init_scale=p["init_scale"], seed=_seeds(seed)[1])
-
-
-def _key(kind, seed, p, keys):
-    return (kind, seed) + tuple((k, p[k]) for k in keys)
-
-
-def standard_run(seed, params):
-    """Standard full-batch GD from a fresh init; memoised.
-
-    Returns
-    -------
-    dict
-        ``world``, ``model``, ``history``, ``test`` (held-out PatchSample),
-        ``seconds``.
-    """
-    p = dict(BASE, **params)
-    key = _key("std", seed, p, _STD_KEYS)
-    if key not in _CACHE:
-        t0 = time.perf_counter()
-        s = _seeds(seed)
-        world = make_world(seed, p)
-        model = _fresh_model(seed, p)
-        hist = train(model, world, steps=p["T_std"], lr=p["lr_std"], n_train=p["n_train"],
-                     eval_size=64, seed=s[2])
-        test = world.sample(p["n_test"], s[3])
-        _CACHE[key] = dict(world=world, model=model, history=hist, test=test,
-                           seconds=time.perf_counter() - t0)
-    return _CACHE[key]
-
-
-def adversarial_run(seed, params):
-    """Adversarial training on the same training set as :func:`standard_run`; memoised.
-
-    From a fresh init (the paper's setting), or from the standard network when
-    ``warm_start`` is true (the spec's pilot configuration 6.1 Test 2(c)).
-    """
-    p = dict(BASE, **ADV)
-    p.update(params)
-    key = _key("adv", seed, p, _ADV_KEYS)
-    if key not in _CACHE:
-        t0 = time.perf_counter()
-        s = _seeds(seed)
-        base = standard_run(seed, params)
-        model = base["model"].copy() if p["warm_start"] else _fresh_model(seed, p)
-        hist = train(model, base["world"], steps=p["T_adv"], lr=p["lr_adv"],
-                     n_train=p["n_train"], adversarial=p["adversarial"], eps=p["eps_train"],
-                     eps_ramp=p["eps_ramp"], pgd_steps=p["pgd_steps_train"],
-                     pgd_step_size=p["step_size_train"], random_start=p["random_start_train"],
-                     eval_size=64,
-                     log_every=max(1, p["T_adv"] // 30), seed=s[2])
-        _CACHE[key] = dict(world=base["world"], model=model, history=hist, test=base["test"],
-                           seconds=time.perf_counter() - t0)
-    return _CACHE[key]
+    """Forget every cached pipeline stage (tests use it to measure from scratch)."""
+    clear()
 
 
 def pgd_accuracy(model, test, eps, p, seed):
@@ -126,7 +25,7 @@ def pgd_accuracy(model, test, eps, p, seed):
     if eps == 0:
         return model.accuracy(test.X, test.y)
     return attacks.robust_accuracy(model, test.X, test.y, eps, p["threat"], steps=p["pgd_steps"],
-                                   random_start=True, seed=_seeds(seed)[4])
+                                   random_start=True, seed=seeds(seed)[4])
 
 
 def structured(model, world, test, eps):

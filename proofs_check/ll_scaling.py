@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from theorylab.attacks_patches import erasure_threshold
+from theorylab.attacks import erasure_threshold
 
+from ._papers import LL
 from ._harness import Check, Criterion, register
-from .ll_pipeline import BASE, PAPER, pgd_accuracy, standard_run
+from .ll_pipeline import BASE, pgd_accuracy, standard_run
 
 # -- ll.threshold_scaling ------------------------------------------------------
 # An absolute radius grid (independent of d) so that a network that never breaks
@@ -52,7 +53,7 @@ def run_threshold(seed, params):
 
 
 def _threshold_figure(results):
-    from theorylab.plots.patches import threshold_scaling
+    from theorylab.plots.li_li import threshold_scaling
 
     ex = [r["extra"] for r in results]
     return threshold_scaling(ex[0]["d"], [e["threshold"] for e in ex], beta=ex[0]["beta"],
@@ -61,7 +62,7 @@ def _threshold_figure(results):
 
 register(Check(
     id="ll.threshold_scaling",
-    paper=PAPER,
+    paper=LL,
     claim="The standard network's robustness cliff under the -v_y attack sits at the erasure "
           "threshold beta / ||v||_1 = beta / sqrt(d): over d in {64, 128, 256, 512} the "
           "measured radius of 50% accuracy scales as d^(-1/2).",
@@ -144,7 +145,7 @@ def run_race(seed, params):
 
 
 def _race_figure(results):
-    from theorylab.plots.patches import race
+    from theorylab.plots.li_li import race
 
     ex = [r["extra"] for r in results]
     return race(ex[0]["ratio"], [e["advantage"] for e in ex], [e["v_wins"] for e in ex])
@@ -153,7 +154,7 @@ def _race_figure(results):
 _RACE_BETAS = tuple(round((r / 4) ** (1 / 3), 4) for r in (0.125, 0.5, 1.0, 2.0, 8.0))
 register(Check(
     id="ll.race",
-    paper=PAPER,
+    paper=LL,
     claim="Which feature standard training learns is decided by the race ratio "
           "n_nonrobust beta^q / alpha^q: below 1 the robust feature u wins, above 1 the "
           "non-robust v, with the switch near 1.",

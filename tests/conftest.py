@@ -59,7 +59,7 @@ def _warm_all_kernels():
     cnn.scores_along(Xp, Xp, cnn_model.W, 3, 0.5, np.ones(2))
     for linf in (True, False):
         cnn.ascent_step(np.zeros_like(Xp), Xp, 0.1, 0.1, linf)
-        cnn.attack(Xp, yc, cnn_model.W, 3, 0.5, np.zeros_like(Xp), 1, 0.1, 0.1, linf)
+        cnn.ascent(Xp, yc, cnn_model.W, 3, 0.5, np.zeros_like(Xp), 1, 0.1, 0.1, linf)
 
     lin = LinearClassifier(3, w=np.ones(3))
     lin.input_gradient(Xr, yr)

@@ -6,10 +6,10 @@ import pytest
 
 from theorylab import attacks
 from theorylab._kernels import cnn as k
-from theorylab.attacks_patches import erasure_threshold, structured_accuracy
+from theorylab.attacks import erasure_threshold, structured_accuracy
 from theorylab.models import SmoothedReLUCNN, load
 from theorylab.training import TrainingDiverged, train
-from theorylab.training_patches import feature_summary, logit_decomposition
+from theorylab.training import feature_summary, logit_decomposition
 from theorylab.worlds import RobustNonRobustPatches
 
 
@@ -153,8 +153,8 @@ def test_kernels_give_same_bits_for_any_thread_count():
             out.append([*k.loss_and_weight_gradient(X, y, W, 3, 0.5),
                         *k.loss_and_input_gradient(X, y, W, 3, 0.5),
                         k.patch_scores(X, W, 3, 0.5),
-                        k.attack(X, y, W, 3, 0.5, np.zeros_like(X), 3, 0.02, 0.05, True),
-                        k.attack(X, y, W, 3, 0.5, np.zeros_like(X), 2, 0.2, 0.3, False)])
+                        k.ascent(X, y, W, 3, 0.5, np.zeros_like(X), 3, 0.02, 0.05, True),
+                        k.ascent(X, y, W, 3, 0.5, np.zeros_like(X), 2, 0.2, 0.3, False)])
     finally:
         numba.set_num_threads(old)
     for a, b in zip(*out):
@@ -328,7 +328,7 @@ def test_trainer_rejects_bad_arguments(trained, kwargs, name):
 
 
 def test_training_attack_matches_generic_fgm_and_a_numpy_pgd(problem):
-    from theorylab.training_patches import adversarial_examples
+    from theorylab.training import adversarial_examples
 
     X, y, W = problem
     model = SmoothedReLUCNN(3, 4, 7, W=W)

@@ -58,14 +58,16 @@ def test_make_task_binary_and_multiclass():
         images.make_task(ds, n_train=240)
 
 
-def test_fit_learns_and_eps_zero_is_clean_training():
+def test_fit_learns_and_adversarial_needs_a_positive_radius():
     t = images.make_task(_toy_set(), binary=((0, 1), (2, 3)), n_train=200)
     a = TwoLayerReLU(16, 8, threshold="norm", c=0.5, init_scale=0.1, seed=0)
     b = a.copy()
     h = images.fit(a, t.X_train, t.y_train, steps=60, lr=0.5)
     assert h["loss"][-1] < 0.5 * h["loss"][0] and h.final["train_accuracy"] > 0.9
-    images.fit(b, t.X_train, t.y_train, steps=60, lr=0.5, adversarial="fgm", eps=0.0)
-    np.testing.assert_array_equal(a.W, b.W)
+    # An adversarial name with eps = 0 would train on clean points: refused up front.
+    with pytest.raises(ValueError, match="eps must be > 0 with adversarial='fgm'"):
+        images.fit(b, t.X_train, t.y_train, steps=60, lr=0.5, adversarial="fgm", eps=0.0)
+    np.testing.assert_array_equal(b.W, b.W_init)
     with pytest.raises(ValueError, match="adversarial"):
         images.fit(b, t.X_train, t.y_train, steps=1, lr=0.5, adversarial="cw")
 
@@ -204,7 +206,8 @@ def test_figures_are_figures():
     ex = {"source": rng.random((2, 4, 4)), "robust": rng.random((2, 4, 4)),
           "nonrobust": rng.random((2, 4, 4)), "y": [0, 1], "t": [1, 2], "patch": 2,
           "image_shape": (4, 4), "mean": np.zeros(16)}
-    assert isinstance(plots.dataset_examples(ex), Figure)
+    assert isinstance(plots.dataset_examples(
+        ex, unpatch=lambda X: images.from_patches(X, (4, 4), 2)), Figure)
 
 
 def test_single_threaded_restores_the_thread_count():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from theorylab.attacks_patches import structured_attack
+from theorylab.attacks import structured_attack
 from theorylab.worlds import RobustNonRobustPatches
 
 
@@ -146,7 +146,7 @@ def test_structured_attack_linf_and_l2():
 
 
 def test_structured_curve_fast_path_matches_the_generic_one():
-    from theorylab.attacks_patches import structured_accuracy, structured_curve
+    from theorylab.attacks import structured_accuracy, structured_curve
     from theorylab.models import SmoothedReLUCNN
 
     w = small_world(beta=1.0)

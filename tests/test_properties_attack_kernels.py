@@ -16,7 +16,7 @@ from theorylab import attacks
 from theorylab import testing as tt
 from theorylab._kernels import cnn as kcnn
 from theorylab._kernels import polynomial as kpoly
-from theorylab.training_patches import adversarial_examples
+from theorylab.training import adversarial_examples
 
 pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
@@ -133,7 +133,7 @@ def test_cnn_fused_attack_is_the_unfused_loop_bit_for_bit(data, eps, linf, steps
     D0 = (attacks.sample_ball(X.shape, eps, norm, rng, X.dtype) if start
           else np.zeros_like(X))
     step = 2.5 * eps / steps
-    fused = kcnn.attack(X, y, model.W, model.q, model.rho, D0, steps, step, eps, linf)
+    fused = X + kcnn.ascent(X, y, model.W, model.q, model.rho, D0, steps, step, eps, linf)
     D = D0.copy()
     for _ in range(steps):
         G = kcnn.loss_and_input_gradient(X + D, y, model.W, model.q, model.rho)[2]
@@ -142,7 +142,7 @@ def test_cnn_fused_attack_is_the_unfused_loop_bit_for_bit(data, eps, linf, steps
     # ascent_step" -- so compared exactly; and the iterate stays in the ball.
     assert np.array_equal(fused, X + D)
     assert np.all(tt.lp_norms(D, norm) <= eps * (1 + (X[0].size + 8) * EPS) + TINY)
-    # One step of size eps from 0 is FGM (training_patches' documented identity).
+    # One step of size eps from 0 is FGM (the training module's documented identity).
     if steps == 1 and not start:
         one = adversarial_examples(model, X, y, eps, norm, steps=1)
         ref = X + attacks.fgm(model, X, y, eps, norm)

@@ -317,10 +317,11 @@ def test_pipeline_same_bits_serial_and_processes(tmp_path):
     # The phase figures read the same store.
     from matplotlib.figure import Figure
 
-    from theorylab.plots.phase import phase_figures, phase_records, robust_accuracy_heatmaps
+    from theorylab.plots.phase import phase_figures, robust_accuracy_heatmaps
+    from theorylab.sweep.store import phase_records
 
     assert isinstance(robust_accuracy_heatmaps(phase_records(res)), Figure)
-    paths = phase_figures(res, out_dir=str(tmp_path / "fig"))
+    paths = phase_figures(phase_records(res), out_dir=str(tmp_path / "fig"))
     assert [os.path.basename(p) for p in paths] == ["phase_tiny_heatmap.png",
                                                    "phase_tiny_tau50.png"]
     assert all(os.path.getsize(p) > 10_000 for p in paths)

@@ -1,7 +1,8 @@
 """theorylab: checking the theory of adversarial training by computation.
 
 Public subpackages: :mod:`theorylab.worlds`, :mod:`theorylab.models`,
-:mod:`theorylab.attacks`, :mod:`theorylab.training`, :mod:`theorylab.metrics`,
+:mod:`theorylab.attacks`, :mod:`theorylab.verify`, :mod:`theorylab.evaluate`,
+:mod:`theorylab.training`, :mod:`theorylab.pipelines`, :mod:`theorylab.metrics`,
 :mod:`theorylab.theory`, :mod:`theorylab.datasets`, :mod:`theorylab.images`,
 :mod:`theorylab.sweep`, :mod:`theorylab.plots`, :mod:`theorylab.testing`.
 
@@ -13,8 +14,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("attacks", "attacks_patches", "datasets", "images", "metrics", "models", "plots",
-               "sweep", "testing", "theory", "training", "worlds")
+_SUBMODULES = ("attacks", "datasets", "evaluate", "images", "metrics", "models", "pipelines",
+               "plots", "sweep", "testing", "theory", "training", "verify", "worlds")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

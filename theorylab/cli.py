@@ -167,14 +167,15 @@ def _add_plot(sub):
     plots = p.add_subparsers(dest="plot_command", required=True)
     for name, help_text in (("lower-bounds", "robust accuracy of every family vs the "
                                              "adversarially trained network; tau50 vs d"),
-                            ("patches", "Li & Li feature-learning curves, robustness, "
-                                        "threshold scaling (runs the ll quick checks)"),
+                            ("li-li", "Li & Li feature-learning curves, robustness, "
+                                      "threshold scaling (runs the ll quick checks)"),
                             ("images", "first-layer tiles, low-rank curve, D_R / D_NR curves "
                                        "on the shipped digits")):
         q = plots.add_parser(name, help=help_text, description=help_text)
         q.add_argument("outdir", nargs="?", default="figures")
-        if name == "lower-bounds":
-            q.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+        q.add_argument("--quick", action="store_true",
+                       help="small sizes for a smoke run (lower-bounds; the others already "
+                            "run the quick regimes)")
         q.set_defaults(func=_cmd_plot)
     from theorylab.sweep.cli import add_plot_parser
 
@@ -182,16 +183,9 @@ def _add_plot(sub):
 
 
 def _cmd_plot(args):
-    if args.plot_command == "lower-bounds":
-        from theorylab.plots.lower_bounds import main as run
-        paths = run(args.outdir, quick=args.quick)
-    elif args.plot_command == "patches":
-        from theorylab.plots.patches import main as run
-        paths = run([args.outdir])
-    else:
-        from theorylab.plots.images import main as run
-        paths = run([args.outdir])
-    for path in paths or []:
+    from proofs_check.figures import regenerate
+
+    for path in regenerate(args.plot_command, args.outdir, quick=args.quick):
         print(path)
     return 0
 

@@ -41,7 +41,7 @@ __all__ = [
     "loss_and_weight_gradient",
     "loss_and_input_gradient",
     "ascent_step",
-    "attack",
+    "ascent",
     "pgd",
     "scores_along",
 ]
@@ -260,8 +260,8 @@ def ascent_step(D, G, step, eps, linf):
 
 
 @jit(parallel=True)
-def attack(X, y, W, q, rho, D0, steps, step, eps, linf):
-    """``steps`` projected steepest-ascent steps from ``X + D0``; returns X + D (N, P, d).
+def ascent(X, y, W, q, rho, D0, steps, step, eps, linf):
+    """``steps`` projected steepest-ascent steps from ``X + D0``; returns the last D (N, P, d).
 
     The whole attack of a chunk of samples runs in one task (samples are attacked
     independently): per step, the input gradient at X + D (two GEMMs) and the
@@ -278,7 +278,8 @@ def attack(X, y, W, q, rho, D0, steps, step, eps, linf):
     for c in prange((N + B - 1) // B):
         s, e = c * B, min(N, (c + 1) * B)
         n = e - s
-        D = D0[s:e].copy()
+        D = out[s:e]
+        D[:, :, :] = D0[s:e]
         F = np.empty((n, K), dtype=X.dtype)
         loss = np.empty(n, dtype=X.dtype)
         for _ in range(steps):
@@ -286,7 +287,6 @@ def attack(X, y, W, q, rho, D0, steps, step, eps, linf):
             S = _forward_backward(np.dot(Xc.reshape(n * P, d), WT), y[s:e], n, P, K, m, q,
                                   rho, 1.0, F, loss)
             _ascent_rows(D, np.dot(S, Wf).reshape(n, P, d), step, eps, linf)
-        out[s:e] = X[s:e] + D
     return out
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from . import _core, _registry
 from ._core import compiled_loops, project, sample_ball, steepest_ascent
 from ._registry import ATTACKS, Attack, get, names, register
 

@@ -77,8 +77,14 @@ class Attack:
         if unknown:
             raise ValueError(f"attack {self.name!r} takes options {sorted(self.options)}, "
                              f"got unknown {unknown}")
-        full = {**self.options, **options}
-        return self.check(full) if self.check is not None else full
+        seed = {"seed": options["seed"]} if "seed" in options else {}
+        full = {**self.options, **{k: v for k, v in options.items() if k != "seed"}}
+        full = self.check(full) if self.check is not None else full
+        if seed:
+            from .._validation import as_generator
+
+            as_generator(seed["seed"], "seed")
+        return {**full, **seed}
 
     def check_norm(self, p):
         """Raise ``ValueError`` when the attack does not support norm ``p``."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from .._validation import check_choice, check_float, check_norm
 from ._core import (ZERO_GRAD_POLICIES, compiled_loop, prepare, require_finite_gradients,

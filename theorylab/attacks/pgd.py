@@ -52,7 +52,7 @@ def _pgd(model, X, y, eps, p, *, world=None, seed=0, steps=20, step_size=None,
     return best
 
 
-def check_pgd_options(steps=20, step_size=None, random_start=False, restarts=1, seed=0):
+def check_pgd_options(steps=20, step_size=None, random_start=False, restarts=1):
     """Validated PGD options (a ValueError naming the option otherwise)."""
     steps = check_int("steps", steps, 1)
     restarts = check_int("restarts", restarts, 1)
@@ -61,10 +61,7 @@ def check_pgd_options(steps=20, step_size=None, random_start=False, restarts=1, 
         raise ValueError("restarts > 1 needs random_start=True")
     if step_size is not None:
         step_size = check_float("step_size", step_size, 0.0)
-    if random_start:
-        as_generator(seed, "seed")
-    return dict(steps=steps, step_size=step_size, random_start=random_start, restarts=restarts,
-                seed=seed)
+    return dict(steps=steps, step_size=step_size, random_start=random_start, restarts=restarts)
 
 
 def pgd(model, X, y, eps, norm, *, steps=20, step_size=None, random_start=False, seed=0,
@@ -103,13 +100,14 @@ def pgd(model, X, y, eps, norm, *, steps=20, step_size=None, random_start=False,
     """
     p = check_norm(norm)
     eps = check_float("eps", eps, 0.0)
-    opts = check_pgd_options(steps, step_size, random_start, restarts, seed)
+    opts = check_pgd_options(steps, step_size, random_start, restarts)
+    if opts["random_start"]:
+        as_generator(seed, "seed")
     X, y = prepare(model, X, y)
-    return _pgd(model, X, y, eps, p, **opts)
+    return _pgd(model, X, y, eps, p, seed=seed, **opts)
 
 
 register(Attack("pgd", _pgd, "gradient", trains=True,
-                options={"steps": 20, "step_size": None, "random_start": False, "restarts": 1,
-                         "seed": 0},
+                options={"steps": 20, "step_size": None, "random_start": False, "restarts": 1},
                 check=lambda o: check_pgd_options(**o),
                 summary="projected steepest ascent on the loss, best iterate kept (Madry et al.)"))

@@ -112,8 +112,10 @@ def _robust(model, X, y, P):
 
 
 def _adv_finetune(model, X, y, P, seed, attack=None, eps=None, low_rank=None):
+    eps = P["eps_train"] if eps is None else eps
+    # eps = 0 (the mutation tests' broken learner) is the same steps on clean points.
     return fit(model, X, y, steps=P["adv_steps"], lr=P["adv_lr"],
-               adversarial=attack or P["attack"], eps=P["eps_train"] if eps is None else eps,
+               adversarial=(attack or P["attack"]) if eps > 0 else None, eps=eps,
                norm=P["norm"], pgd_steps=P["pgd_steps"], low_rank=low_rank, seed=seed)
 
 
@@ -316,6 +318,7 @@ def robust_nonrobust_experiment(params=None, *, seed=0, task=None):
 
         runs = {}
         for name, attack in (("std", None), ("adv", P["fresh_attack"])):
+            attack = attack if P["eps_train"] > 0 else None  # eps 0: the mutation control
             net = make_learner("cnn", task, P, s_fresh)[0]
             runs[name] = fit(net, Xtr, ytr, steps=P["steps"], lr=P["lr"], adversarial=attack,
                              eps=P["eps_train"] if attack else 0.0, norm=P["norm"],

@@ -13,13 +13,12 @@ and B by the chain rule: dL/dA = G B^T and dL/dB = A^T G, G = dL/dW.
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 
-from .. import attacks
-from .._validation import as_generator, check_choice, check_float, check_int, check_norm, norm_name
-from ..training import History, TrainingDiverged
+from .._validation import as_generator, check_float, check_int, check_norm, norm_name
+from ..training import History, run_steps
+from ..training._core import resolve_attack
 
 __all__ = ["fit", "LowRank", "perturb", "single_threaded"]
 
@@ -34,17 +33,10 @@ def single_threaded():
     keeps the bits independent of the machine's core count (a threaded GEMM
     sums in a thread-dependent order).  Thread counts are restored on exit.
     """
-    from .._kernels._jit import kernel_threads
+    from .._kernels.threads import limit_threads
 
-    with kernel_threads(1):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-            limits = contextlib.nullcontext()
-        else:
-            limits = threadpool_limits(limits=1)
-        with limits:
-            yield
+    with limit_threads(numba_threads=1, blas_threads=1):
+        yield
 
 
 class LowRank:
@@ -98,13 +90,16 @@ class LowRank:
 
 
 def perturb(model, X, y, eps, norm, attack, *, pgd_steps=5, rng=None):
-    """``X`` plus the attack at the current weights ("fgm", "pgd"), or ``X`` itself."""
+    """``X`` plus the training attack ``attack`` at the current weights, or ``X`` itself.
+
+    ``attack`` is None or a training attack of the registry ("fgm", "pgd": PGD with
+    ``pgd_steps`` steps from a random start); eps = 0 returns ``X``.
+    """
     if attack is None or eps == 0.0:
         return X
-    if attack == "fgm":
-        return X + attacks.fgm(model, X, y, eps, norm)
-    return X + attacks.pgd(model, X, y, eps, norm, steps=pgd_steps, random_start=True,
-                           seed=rng)
+    X, y = model.check_Xy(X, y)
+    spec, options = resolve_attack(attack, eps, check_norm(norm), steps=pgd_steps)
+    return X + spec.run(model, X, y, eps, check_norm(norm), seed=rng, **options)
 
 
 def fit(model, X, y, *, steps, lr, adversarial=None, eps=0.0, norm=2, pgd_steps=5, eps_ramp=0,
@@ -118,11 +113,11 @@ def fit(model, X, y, *, steps, lr, adversarial=None, eps=0.0, norm=2, pgd_steps=
         The training set in the model's input and label format.
     steps : int
     lr : float
-    adversarial : {None, "fgm", "pgd"}
+    adversarial : {None, "fgm", "pgd"} or another training attack of the registry
         Train on FGM or PGD points (PGD: ``pgd_steps`` steps of size
         2.5 eps / steps, random start) recomputed at every step.
     eps : float
-        Radius; 0 trains on clean points (the mutation tests' broken learner).
+        Radius: > 0 with ``adversarial`` (clean training is ``adversarial=None``).
     norm : {2, inf}
     eps_ramp : int, default 0
         Ramp eps linearly from 0 over this many steps (adversarial training
@@ -146,50 +141,52 @@ def fit(model, X, y, *, steps, lr, adversarial=None, eps=0.0, norm=2, pgd_steps=
     """
     steps = check_int("steps", steps, 1)
     lr = check_float("lr", lr, 0.0, low_open=True)
-    check_choice("adversarial", adversarial, (None, "fgm", "pgd"))
     eps = check_float("eps", eps, 0.0)
     p = check_norm(norm, allowed=(2.0, np.inf))
     pgd_steps = check_int("pgd_steps", pgd_steps, 1)
+    attack, attack_options = resolve_attack(adversarial, eps, p, steps=pgd_steps)
     eps_ramp = check_int("eps_ramp", eps_ramp, 0)
     log_every = max(1, steps // 10) if log_every is None else check_int("log_every", log_every, 1)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable, got {type(callback).__name__}")
     if low_rank is not None and low_rank.W0.shape != model.W.shape:
         raise ValueError(f"low_rank.W0 has shape {low_rank.W0.shape}, model.W {model.W.shape}")
-    X = model.check_X(X)
-    y = model.check_y(y, X.shape[0])
+    X, y = model.check_Xy(X, y)
     rng = as_generator(seed, "seed")
     history = History(config={"steps": steps, "lr": lr, "adversarial": adversarial, "eps": eps,
                               "norm": norm_name(p), "pgd_steps": pgd_steps,
                               "eps_ramp": eps_ramp,
                               "rank": None if low_rank is None else low_rank.rank})
 
-    def log(t, eps_t, loss, scores):
+    def radius(t):
+        return eps * min(1.0, t / eps_ramp) if eps_ramp else eps
+
+    def step(t):
+        eps_t = radius(t)
+        Xt = X
+        if attack is not None and eps_t != 0.0:
+            Xt = X + attack.run(model, X, y, eps_t, p, seed=rng, **attack_options)
+        loss, scores, G = model.weight_gradient(Xt, y, check_input=False)
+        return loss, scores, G
+
+    def log(t, loss, scores):
+        if t % log_every and t != steps:
+            return
         correct = (y * scores > 0) if scores.ndim == 1 else scores.argmax(axis=1) == y
-        rec = {"step": t, "eps": eps_t, "loss": loss, "train_accuracy": float(np.mean(correct))}
+        rec = {"step": t, "eps": radius(t) if t < steps else eps, "loss": loss,
+               "train_accuracy": float(np.mean(correct))}
         if callback is not None:
             rec.update(callback(model))
         history.records.append(rec)
 
+    def update(G):
+        low_rank.step(G, lr)
+        model.W = low_rank.W.astype(model.dtype)
+
     if low_rank is not None:
         model.W = low_rank.W.astype(model.dtype)
-    for t in range(steps):
-        eps_t = eps * min(1.0, t / eps_ramp) if eps_ramp else eps
-        Xt = perturb(model, X, y, eps_t, p, adversarial, pgd_steps=pgd_steps, rng=rng)
-        loss, scores, G = model.weight_gradient(Xt, y)
-        mean_loss = float(np.mean(loss))
-        if not math.isfinite(mean_loss):
-            raise TrainingDiverged(f"loss is {mean_loss} at step {t} (lr={lr}); lower lr",
-                                   t, history)
-        if t % log_every == 0:
-            log(t, eps_t, mean_loss, scores)
-        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-            if low_rank is None:
-                model.W -= lr * G
-            else:
-                low_rank.step(G, lr)
-                model.W = low_rank.W.astype(model.dtype)
-        if not np.isfinite(model.W).all():
-            raise TrainingDiverged(f"weights became non-finite at step {t} (lr={lr})",
-                                   t, history)
-    loss, scores, _ = model.weight_gradient(X, y)
-    log(steps, eps, float(np.mean(loss)), scores)
+    run_steps(model, steps=steps, lr=lr, step=step, history=history, before_update=log,
+              update=None if low_rank is None else update)
+    loss, scores, _ = model.weight_gradient(X, y, check_input=False)
+    log(steps, float(np.mean(loss)), scores)
     return history

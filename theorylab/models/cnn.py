@@ -70,7 +70,7 @@ class SmoothedReLUCNN(Learner):
     """
 
     kind = "SmoothedReLUCNN"
-    capabilities = Capabilities(compiled={"pgd"}, certify={2.0, np.inf})
+    capabilities = Capabilities(compiled={"pgd", "ascent"}, certify={2.0, np.inf})
 
     def __init__(self, K, m, d, *, q=3, rho=0.5, init_scale=0.01, seed=0, dtype=np.float64,
                  W=None):
@@ -152,9 +152,12 @@ class SmoothedReLUCNN(Learner):
         return _k.pgd(X, y, self.W, self.q, self.rho, np.ascontiguousarray(D0, dtype=self.dtype),
                       steps, dt(step), dt(eps), p == np.inf)
 
-    def _weight_grad(self, X, y):
-        # Validated arrays in (the trainer's hot path): losses, scores, mean-loss gradient.
-        return _k.loss_and_weight_gradient(X, y, self.W, self.q, self.rho)
+    def compiled_ascent(self, X, y, D0, steps, step, eps, p):
+        """:func:`theorylab.attacks.ascent` in one compiled kernel (l2, linf): (delta, ok)."""
+        dt = np.dtype(self.dtype).type
+        D = _k.ascent(X, y, self.W, self.q, self.rho, np.ascontiguousarray(D0, dtype=self.dtype),
+                      steps, dt(step), dt(eps), p == np.inf)
+        return D, np.isfinite(D.reshape(D.shape[0], -1)).all(axis=1)
 
     def correct_along(self, X, D, y, ts):
         """Correctness of X + t D for each t (validated arrays), shape (len(ts), N).
@@ -177,9 +180,13 @@ class SmoothedReLUCNN(Learner):
         """Per-patch contributions to the scores, shape (N, P, K); they sum over P to F."""
         return _k.patch_scores(self.check_X(X), self.W, self.q, self.rho)
 
-    def weight_gradient(self, X, y):
-        """Per-sample losses (N,), scores (N, K) and the gradient of the mean loss in ``W``."""
-        X, y = self.check_Xy(X, y)
+    def weight_gradient(self, X, y, *, check_input=True):
+        """Per-sample losses (N,), scores (N, K) and the gradient of the mean loss in ``W``.
+
+        ``check_input=False`` skips validation (arrays already checked).
+        """
+        if check_input:
+            X, y = self.check_Xy(X, y)
         return _k.loss_and_weight_gradient(X, y, self.W, self.q, self.rho)
 
     # -- structure -------------------------------------------------------

@@ -130,11 +130,12 @@ class TwoLayerReLU(BinaryModel):
         attack's steps, one training step's attack and gradient); the weights
         must not change inside the block.
         """
+        outer = getattr(self, "_frozen_b", None)  # nested blocks keep the outer value
         self._frozen_b = self.thresholds()
         try:
             yield self._frozen_b
         finally:
-            self._frozen_b = None
+            self._frozen_b = outer
 
     def thresholds(self, c=None):
         """Current thresholds b (m,) from the rule, at coefficient ``c`` (default ``self.c``)."""
@@ -177,12 +178,14 @@ class TwoLayerReLU(BinaryModel):
         dt = np.dtype(self.dtype).type
         return _k.fgm(X, y, self.W, self.thresholds(), dt(eps), p == np.inf)
 
-    def weight_gradient(self, X, y):
+    def weight_gradient(self, X, y, *, check_input=True):
         """Per-sample losses, scores and the gradient of the mean loss in ``W``.
 
         Thresholds are held at their current values (constants in the gradient).
+        ``check_input=False`` skips validation (arrays already checked).
         """
-        X, y = self.check_Xy(X, y)
+        if check_input:
+            X, y = self.check_Xy(X, y)
         return _k.loss_and_weight_gradient(X, y, self.W, self.thresholds())
 
     # -- persistence -----------------------------------------------------

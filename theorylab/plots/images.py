@@ -6,13 +6,10 @@ shipped digits (seed 0, about a minute) and writes ``OUTDIR/img_*.png``.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["feature_tiles", "low_rank_curve", "dataset_curves", "dataset_examples", "main"]
+__all__ = ["feature_tiles", "low_rank_curve", "dataset_curves", "dataset_examples"]
 
 
 def _tile(ax, w, shape, title=None):
@@ -137,11 +134,14 @@ def dataset_curves(runs, *, chance=None, title=None):
     return fig
 
 
-def dataset_examples(examples, *, n=8):
-    """Source test images, their D_R and D_NR versions, with labels (images un-centred)."""
-    from theorylab.images import from_patches
+def dataset_examples(examples, *, n=8, unpatch=None):
+    """Source test images, their D_R and D_NR versions, with labels (images un-centred).
 
-    shape, patch, mean = examples["image_shape"], examples["patch"], examples["mean"]
+    ``unpatch(X)`` turns the stored rows into flat images (e.g.
+    ``theorylab.images.from_patches`` for patch inputs); default: already flat.
+    """
+    shape, mean = examples["image_shape"], examples["mean"]
+    unpatch = (lambda A: A) if unpatch is None else unpatch
     rows = [("source, label y", examples["source"], examples["y"]),
             ("D_R, label y", examples["robust"], examples["y"]),
             ("D_NR, label t", examples["nonrobust"], examples["t"])]
@@ -149,7 +149,7 @@ def dataset_examples(examples, *, n=8):
     fig = Figure(figsize=(0.8 * n + 1.0, 2.8))
     axes = fig.subplots(3, n, squeeze=False)
     for r, (label, Xp, lab) in enumerate(rows):
-        X = from_patches(np.asarray(Xp)[:n], shape, patch) + mean
+        X = unpatch(np.asarray(Xp)[:n]) + mean
         for c in range(n):
             img = X[c].reshape(shape)
             ax = axes[r, c]
@@ -163,49 +163,3 @@ def dataset_examples(examples, *, n=8):
                  "for display only)", fontsize=8)
     fig.subplots_adjust(left=0.15, right=0.99, top=0.82, bottom=0.02, wspace=0.08, hspace=0.3)
     return fig
-
-
-def main(outdir="figures"):
-    """Regenerate ``img_*.png`` into ``outdir`` and return the paths."""
-    from theorylab.images import (REGIMES, low_rank_experiment, purification_experiment,
-                                  robust_nonrobust_experiment)
-
-    outdir = os.fspath(outdir)
-    os.makedirs(outdir, exist_ok=True)
-    written = []
-
-    def save(fig, name):
-        path = os.path.join(outdir, name)
-        fig.savefig(path, dpi=130)
-        written.append(path)
-
-    low = {}
-    for norm in ("l2", "linf"):
-        params = REGIMES[norm]["quick"]
-        base = purification_experiment(params, seed=0)
-        a = base["arrays"]
-        eps = params["eps_train"]
-        save(feature_tiles(a["W_clean"], a["W_adv"], a["image_shape"], ratio=a["ratio"],
-                           title=f"two-layer net, digits 0-4 vs 5-9: clean vs FGM {norm} "
-                                 f"eps={eps} fine-tuning; principle holds for "
-                                 f"{base['fraction']:.0%} of neurons (number: ||beta w'||/||v||)"),
-             f"img_features_{norm}.png")
-        low[f"{norm} eps={eps}"] = low_rank_experiment(params, seed=0, base=base)["arrays"]
-    save(low_rank_curve(low), "img_low_rank.png")
-    rnr = robust_nonrobust_experiment(REGIMES["cnn"]["quick"], seed=0)
-    a = rnr["arrays"]
-    save(dataset_curves({"std": a["std"], "adv": a["adv"]}, chance=rnr["chance"],
-                        title="smoothed-ReLU CNN on 10-class digits: accuracy on D_R / D_NR "
-                              "while training"), "img_datasets.png")
-    save(dataset_examples(a["examples"]), "img_dataset_examples.png")
-    w = a["cnn_weights"]
-    save(feature_tiles(w["W_clean"], w["W_adv"], w["image_shape"], n=16, ratio=w["ratio"],
-                       title=f"CNN 4x4 filters: standard vs FGM-fine-tuned; principle holds for "
-                             f"{rnr['cnn_fraction']:.0%} of filters"), "img_features_cnn.png")
-    for path in written:
-        print(path)
-    return written
-
-
-if __name__ == "__main__":
-    main(*sys.argv[1:2])

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-__all__ = ["phase_records", "group_records", "tau50_fits", "robust_accuracy_heatmaps",
+__all__ = ["group_records", "tau50_fits", "robust_accuracy_heatmaps",
            "tau50_figure", "theory_slopes", "phase_figures", "FAMILY_STYLE"]
 
 # family -> (label, colour, line style)
@@ -27,26 +27,6 @@ FAMILY_STYLE = {"clean": ("clean network", "tab:red", "-"),
                 "adversarial": ("adversarial network (FGM)", "tab:blue", "-"),
                 "oracle": ("purified oracle", "k", "--"),
                 "linear": ("linear rule M w*", "tab:gray", ":")}
-
-
-def phase_records(results):
-    """The ``done`` cells of a results file as dicts with ``params``, ``replicate``, ``metrics``.
-
-    Parameters
-    ----------
-    results : str or theorylab.sweep.Store
-    """
-    from theorylab.sweep.store import Store
-
-    store = results if isinstance(results, Store) else Store(results, create=False)
-    try:
-        rows = store.rows(status="done")
-        name = store.meta().get("name", "sweep")
-    finally:
-        if store is not results:
-            store.close()
-    return [{"params": r["params"], "replicate": r["replicate"], "metrics": r["metrics"],
-             "sweep": name} for r in rows]
 
 
 def _families(records, families):
@@ -263,11 +243,13 @@ def tau50_figure(records, *, x="d", families=None, title=None, predicted=None):
     return fig
 
 
-def phase_figures(results, *, out_dir="figures", name=None, dpi=110):
-    """Write ``phase_<name>_heatmap.png`` and ``phase_<name>_tau50.png``; return their paths."""
-    records = phase_records(results)
+def phase_figures(records, *, out_dir="figures", name=None, dpi=110):
+    """Write ``phase_<name>_heatmap.png`` and ``phase_<name>_tau50.png``; return their paths.
+
+    ``records``: the done cells of a sweep (:func:`theorylab.sweep.phase_records`).
+    """
     if not records:
-        raise ValueError(f"results: {results!r} has no done cells")
+        raise ValueError("records: no done cells to draw")
     name = name or records[0]["sweep"]
     os.makedirs(out_dir, exist_ok=True)
     paths = []

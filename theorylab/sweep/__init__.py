@@ -12,7 +12,7 @@ backend (same bits on all three), and commits each result to an SQLite
 
 from .runner import default_results_path, run_sweep
 from .spec import Cell, Spec, cell_seed, load_spec, parse_spec
-from .store import Store
+from .store import Store, phase_records
 
 __all__ = ["run_sweep", "load_spec", "parse_spec", "Spec", "Cell", "cell_seed", "Store",
-           "default_results_path"]
+           "phase_records", "default_results_path"]

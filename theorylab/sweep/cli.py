@@ -159,8 +159,9 @@ def add_plot_parser(subparsers, *, phase_only=False):
 
 def _cmd_phase(args):
     from theorylab.plots.phase import phase_figures
+    from theorylab.sweep.store import phase_records
 
-    paths = phase_figures(args.results, out_dir=args.out, name=args.name)
+    paths = phase_figures(phase_records(args.results), out_dir=args.out, name=args.name)
     for path in paths:
         print(path)
     return 0

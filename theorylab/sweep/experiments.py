@@ -8,8 +8,11 @@ Three kinds of experiment (``[experiment] kind`` in the spec):
     and the Bayes linear rule M w*, each with a robust-accuracy curve over a
     radius grid and its tau50.
 ``check``
-    A theorem check of :mod:`proofs_check` by id: ``check.run(seed, params)``
-    with the check's regime parameters overridden by the cell's.
+    A theorem check by id: ``check.run(seed, params)`` with the check's regime
+    parameters overridden by the cell's.  Checks are found through the
+    ``theorylab.checks`` entry-point group (:func:`check_registry`), which
+    theorylab's own ``proofs_check`` and users' packages fill: the sweep layer
+    never imports the checks' package.
 ``callable``
     Any importable ``"module:function"`` taking ``(seed, params)`` and
     returning a dict of measurements (how users plug in their own runs).
@@ -31,8 +34,10 @@ import traceback
 
 import numpy as np
 
+from .._json import to_jsonable
+
 __all__ = ["run_cell", "pipeline", "validate_params", "resolve", "versions", "to_jsonable",
-           "PIPELINE_DEFAULTS", "FAMILIES"]
+           "check_registry", "PIPELINE_DEFAULTS", "FAMILIES"]
 
 FAMILIES = ("clean", "adversarial", "oracle", "linear")
 
@@ -43,6 +48,25 @@ PIPELINE_DEFAULTS = dict(
     T=600, T_adv=300, eps_train=None, n_test=500, pgd_steps=10, radii=None,
     families=list(FAMILIES),
 )
+
+
+# -- checks, through the entry-point registry -----------------------------------------
+
+def check_registry():
+    """Every registered theorem check, id -> check (``.run``, ``.regimes``).
+
+    Loads the entry points of the group ``theorylab.checks``: each names a
+    callable returning a mapping of checks (theorylab's is
+    ``proofs_check:load_checks``) or a module whose import registers them.
+    """
+    from importlib.metadata import entry_points
+
+    registry = {}
+    for ep in sorted(entry_points(group="theorylab.checks"), key=lambda e: e.name):
+        obj = ep.load()
+        found = obj() if callable(obj) else getattr(obj, "REGISTRY", {})
+        registry.update(found)
+    return registry
 
 
 # -- validation (in the driver, before any work) -----------------------------------
@@ -90,9 +114,7 @@ def validate_params(spec):
                                                    and p["eps_train"] >= 0):
                 raise ValueError(f"pipeline: eps_train must be >= 0, got {p['eps_train']!r}")
     elif kind == "check":
-        import proofs_check
-
-        registry = proofs_check.load_checks()
+        registry = check_registry()
         cid = spec.experiment["check"]
         if cid not in registry:
             raise ValueError(f"experiment.check: unknown check id {cid!r}; known: "
@@ -144,35 +166,18 @@ def pipeline(seed, params):
         (a list over ``radii``); per trained network: ``dense_ratio_f``.
     """
     from theorylab import attacks, metrics
-    from theorylab.models import TwoLayerReLU
-    from theorylab.training import ThresholdSchedule, train
-    from theorylab.worlds import SparseCoding
+    from theorylab.pipelines.feature_purification import fp_base, fp_run
 
     p = dict(PIPELINE_DEFAULTS, **params)
     norm = np.inf if str(p["norm"]) == "inf" else 2.0
     radii = [float(r) for r in p["radii"]]
-    s_world, s_init, s_clean, s_adv, s_test = np.random.SeedSequence(seed).spawn(5)
-    world = SparseCoding(p["d"], p["k"], noise=p["noise"], codes=p["codes"],
-                         dictionary=p["dictionary"], seed=int(s_world.generate_state(1)[0]))
-    test = world.sample(p["n_test"], s_test)
-    X, y = test.X, test.y
-    models = {}
     fams = list(p["families"])
-    if "clean" in fams or "adversarial" in fams:
-        net = TwoLayerReLU.for_world(world, m=p["width_mult"] * world.d,
-                                     init_scale=p["init_scale"], c=p["c0"], seed=s_init)
-        ramp = max(1, int(p["ramp_frac"] * p["T"]))
-        train(net, world, steps=p["T"], lr=p["lr"], batch_size=p["batch"],
-              schedule=ThresholdSchedule(p["c0"], p["c1"], ramp), seed=s_clean)
-        models["clean"] = net
-        if "adversarial" in fams:
-            adv = net.copy()
-            adv.c = p["c1"]
-            train(adv, world, steps=p["T_adv"], lr=p["lr"], batch_size=p["batch"],
-                  adversarial="fgm", eps=p["eps_train"], norm=norm, seed=s_adv)
-            models["adversarial"] = adv
-    if "oracle" in fams:
-        models["oracle"] = TwoLayerReLU.purified(world, c=p["c1"])
+    # The public Feature Purification pipeline: the same networks as a check's for the
+    # same parameters and seed.
+    run = fp_run(seed, dict(p, norm=norm)) if "adversarial" in fams else fp_base(seed, p)
+    world, test = run.world, run.test
+    X, y = test.X, test.y
+    models = {"clean": run.clean, "adversarial": run.adv, "oracle": run.oracle}
 
     out = {"radii": radii}
     M = None if world.identity else world.M
@@ -221,33 +226,12 @@ def resolve(experiment):
         if kind == "pipeline":
             _RESOLVED[key] = (pipeline, {})
         elif kind == "check":
-            import proofs_check
-
-            check = proofs_check.load_checks()[experiment["check"]]
+            check = check_registry()[experiment["check"]]
             _RESOLVED[key] = (check.run, dict(check.regimes[experiment.get("regime", "quick")]))
         else:
             module, _, func = experiment["function"].partition(":")
             _RESOLVED[key] = (getattr(importlib.import_module(module), func), {})
     return _RESOLVED[key]
-
-
-def to_jsonable(obj):
-    """Plain Python values for JSON: arrays to lists, NumPy scalars to Python scalars."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return repr(obj)
 
 
 def versions():
@@ -268,20 +252,9 @@ def _limits(numba_threads):
     Bits must not depend on a BLAS thread count; in worker processes the
     environment already says 1, this also covers workers started by others.
     """
-    import contextlib
+    from theorylab._kernels.threads import limit_threads
 
-    stack = contextlib.ExitStack()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # the backends' environment variables do it for new processes
-        pass
-    else:
-        stack.enter_context(threadpool_limits(1, user_api="blas"))
-    if numba_threads:
-        from theorylab._kernels._jit import kernel_threads
-
-        stack.enter_context(kernel_threads(numba_threads))
-    return stack
+    return limit_threads(numba_threads or None, blas_threads=1)
 
 
 def run_cell(task):
@@ -331,14 +304,11 @@ def run_cell(task):
 
 
 def _forget_memoised_runs():
-    # The check pipelines memoise trained networks per process; across the cells of
-    # a sweep they are never reused and would only pile up in a long-lived worker.
-    import sys
+    # The pipelines cache trained networks per process; across the cells of a sweep
+    # they are never reused and would only pile up in a long-lived worker.
+    from theorylab.pipelines import clear
 
-    for name in ("proofs_check._fp_pipeline", "proofs_check.ll_pipeline"):
-        mod = sys.modules.get(name)
-        if mod is not None and hasattr(mod, "clear_cache"):
-            mod.clear_cache()
+    clear()
 
 
 def failed_result(task, error, tb=None, *, worker=None):

@@ -23,7 +23,9 @@ import os
 import sqlite3
 import sys
 
-__all__ = ["Store", "STATUSES"]
+from .._json import from_jsonable
+
+__all__ = ["Store", "STATUSES", "phase_records"]
 
 STATUSES = ("pending", "done", "failed")
 
@@ -175,7 +177,7 @@ class Store:
             row = dict(r)
             for col in ("params", "metrics", "extra", "versions"):
                 if row[col] is not None:
-                    row[col] = json.loads(row[col])
+                    row[col] = from_jsonable(json.loads(row[col]))
             out.append(row)
         return out
 
@@ -219,3 +221,21 @@ class Store:
             if fh is not sys.stdout:
                 fh.close()
         return path or "-"
+
+
+def phase_records(results):
+    """The ``done`` cells of a results file as dicts with ``params``, ``replicate``, ``metrics``.
+
+    Parameters
+    ----------
+    results : str or theorylab.sweep.Store
+    """
+    store = results if isinstance(results, Store) else Store(results, create=False)
+    try:
+        rows = store.rows(status="done")
+        name = store.meta().get("name", "sweep")
+    finally:
+        if store is not results:
+            store.close()
+    return [{"params": r["params"], "replicate": r["replicate"], "metrics": r["metrics"],
+             "sweep": name} for r in rows]

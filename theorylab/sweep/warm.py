@@ -97,7 +97,7 @@ def _ntk():
 
 
 def _cnn():
-    from theorylab.attacks_patches import structured_curve
+    from theorylab.attacks import structured_curve
     from theorylab.models import SmoothedReLUCNN
     from theorylab.training import train
     from theorylab.worlds import RobustNonRobustPatches

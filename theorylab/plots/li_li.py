@@ -1,19 +1,16 @@
 """Figures of the Li & Li robust / non-robust feature checks.  Every function returns a Figure.
 
-``python -m theorylab.plots.patches figures/`` regenerates ``ll_feature_learning.png``,
+``theorylab plot li-li`` regenerates ``ll_feature_learning.png``,
 ``ll_robustness.png``, ``ll_threshold_scaling.png`` and ``ll_race.png`` from the
-quick regime of the ll checks (seeds 0, 1, 2).
+quick regime of the ll checks (seeds 0, 1, 2; :func:`proofs_check.figures.regenerate`).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["feature_learning", "robustness_vs_eps", "threshold_scaling", "race", "main"]
+__all__ = ["feature_learning", "robustness_vs_eps", "threshold_scaling", "race"]
 
 
 def _log_ticks(ax, values, labels=None):
@@ -161,64 +158,3 @@ def race(ratios, advantages, v_wins=None):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def main(argv=None):
-    """Regenerate the ll figures into a directory (default ``figures/``).
-
-    Runs the quick regime of the ll checks on seeds 0, 1, 2 (a few minutes).
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    outdir = argv[0] if argv else "figures"
-    os.makedirs(outdir, exist_ok=True)
-    from proofs_check.ll_features import run_adversarial
-    from proofs_check.ll_scaling import run_race, run_threshold
-    from proofs_check import load_checks
-
-    checks = load_checks()
-    seeds = (0, 1, 2)
-
-    def runs(check_id, fn):
-        params = checks[check_id].regimes["quick"]
-        return [fn(seed, params) for seed in seeds]
-
-    adv = runs("ll.adversarial_robust", run_adversarial)
-    ex = [r["extra"] for r in adv]
-    written = []
-
-    def save(fig, name):
-        path = os.path.join(outdir, name)
-        fig.savefig(path, dpi=130)
-        written.append(path)
-
-    t_std = checks["ll.adversarial_robust"].regimes["quick"]["T_std"]
-    curves = {"standard": [e["curves_std"] for e in ex],
-              "adversarial, warm start, PGD-3": [e["curves"] for e in ex]}
-    if "curves_one_step" in ex[0]:
-        curves["one-step (FGSM) from a fresh init"] = [e["curves_one_step"] for e in ex]
-    save(feature_learning(curves, offsets={"adversarial, warm start, PGD-3": t_std},
-                          title="standard, then adversarial from it (after the dotted line); "
-                                "one-step AT from scratch"),
-         "ll_feature_learning.png")
-    save(robustness_vs_eps(ex[0]["eps"], {
-        "standard, PGD": [e["pgd_std"] for e in ex],
-        "standard, -v_y": [e["structured_std"] for e in ex],
-        "adversarial, PGD": [e["pgd"] for e in ex],
-        "adversarial, -v_y": [e["structured"] for e in ex]},
-        threshold=ex[0]["threshold"], eps_train=ex[0]["eps_train"],
-        title="standard vs adversarial training (warm start, PGD-3), 3 seeds"),
-        "ll_robustness.png")
-    thr = runs("ll.threshold_scaling", run_threshold)
-    save(threshold_scaling(thr[0]["extra"]["d"], [r["extra"]["threshold"] for r in thr],
-                           beta=thr[0]["extra"]["beta"], slopes=[r["slope"] for r in thr]),
-         "ll_threshold_scaling.png")
-    rc = runs("ll.race", run_race)
-    save(race(rc[0]["extra"]["ratio"], [r["extra"]["advantage"] for r in rc],
-              [r["extra"]["v_wins"] for r in rc]), "ll_race.png")
-    for path in written:
-        print(path)
-    return written
-
-
-if __name__ == "__main__":
-    main()

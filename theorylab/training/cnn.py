@@ -22,11 +22,11 @@ import math
 
 import numpy as np
 
-from . import attacks
-from ._kernels import cnn as _kcnn
-from ._validation import as_generator, check_choice, check_float, check_int, check_norm, norm_name
-from .attacks_patches import structured_accuracy
-from .training import History, TrainingDiverged, register_trainer
+from .. import attacks
+from .._validation import check_bool, check_float, check_int, check_norm, norm_name
+from ..attacks.structured import structured_accuracy
+from ._core import (History, progress_bar, register_trainer, resolve_attack, run_steps,
+                    split_seed)
 
 __all__ = ["train_cnn", "adversarial_examples", "feature_summary", "logit_decomposition"]
 
@@ -81,18 +81,18 @@ def logit_decomposition(model, sample):
 
 def adversarial_examples(model, X, y, eps, norm, *, steps=1, step_size=None, random_start=False,
                          rng=None):
-    """Training-time attack: ``steps`` projected steepest-ascent steps from X (or a random start).
+    """Training-time attack: X plus ``steps`` projected steepest-ascent steps (last iterate).
 
     ``steps=1`` with the default step size eps and no random start is the
     paper's one-step ascent: FGSM (l_inf, X + eps sign(grad)) or normalised FGM
     (l2); it equals :func:`theorylab.attacks.fgm`.  More steps is PGD returning
     the *last* iterate (Madry et al.; the spec's pilot), unlike
     :func:`theorylab.attacks.pgd`, which keeps the best iterate for evaluation.
-    One fused kernel for all steps instead of attacks.py's generic NumPy passes.
+    This is :func:`theorylab.attacks.ascent` on validated arrays.
 
     Parameters
     ----------
-    X, y : validated arrays (``model._check_X`` / ``model._check_y``)
+    X, y : validated arrays (``model.check_X`` / ``model.check_y``)
     eps : float
     norm : {inf, 2}
         Normalised norm (``check_norm``).
@@ -103,12 +103,9 @@ def adversarial_examples(model, X, y, eps, norm, *, steps=1, step_size=None, ran
     """
     if eps == 0.0:
         return X
-    if step_size is None:
-        step_size = eps if steps == 1 else 2.5 * eps / steps
-    D = (attacks.sample_ball(X.shape, eps, norm, rng, X.dtype) if random_start
-         else np.zeros_like(X))
-    return _kcnn.attack(X, y, model.W, model.q, model.rho, D, steps, step_size, eps,
-                        norm == np.inf)
+    spec = attacks.get("ascent")
+    return X + spec.run(model, X, y, eps, norm, steps=steps, step_size=step_size,
+                        random_start=random_start, seed=rng if rng is not None else 0)
 
 
 def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps=0.0, norm=None,
@@ -128,11 +125,13 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         Step size eta (> 0); the spec's pilot used 0.5 clean and 2 adversarial.
     n_train : int, default 512
         Size of the fixed training sample.
-    adversarial : {None, "fgm", "pgd"}
+    adversarial : {None, "fgm", "pgd", "ascent"}
         None: standard training.  "fgm": one step of normalised gradient ascent
-        from the clean point (the paper's algorithm).  "pgd": ``pgd_steps`` steps.
+        from the clean point (the paper's algorithm).  "pgd" (= "ascent"):
+        ``pgd_steps`` projected steps, last iterate (see :func:`adversarial_examples`).
     eps : float, default 0
-        Adversarial radius (>= 0; 0 trains on clean points, the control).
+        Adversarial radius: > 0 with ``adversarial`` (clean training is
+        ``adversarial=None``).
     norm : {"linf", "l2"}, optional
         Threat norm; default ``world.threat``.
     pgd_steps, pgd_step_size, random_start :
@@ -173,27 +172,34 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     steps = check_int("steps", steps, 1)
     lr = check_float("lr", lr, 0.0, low_open=True)
     n_train = check_int("n_train", n_train, 1)
-    check_choice("adversarial", adversarial, (None, "fgm", "pgd"))
     eps = check_float("eps", eps, 0.0)
     p = check_norm(world.threat if norm is None else norm, allowed=(2.0, np.inf))
     pgd_steps = check_int("pgd_steps", pgd_steps, 1)
     if pgd_step_size is not None:
         pgd_step_size = check_float("pgd_step_size", pgd_step_size, 0.0, low_open=True)
+    random_start = check_bool("random_start", random_start)
+    # "pgd" in this trainer is the last-iterate ascent (the pilot's training attack); "fgm"
+    # is the paper's one step: one ascent step of size eps from the clean point.
+    one = adversarial == "fgm"
+    attack, attack_options = resolve_attack(
+        adversarial, eps, p, steps=1 if one else pgd_steps,
+        step_size=None if one else pgd_step_size, random_start=random_start and not one,
+        rename={"pgd": "ascent", "fgm": "ascent"})
     eps_ramp = check_int("eps_ramp", eps_ramp, 0)
     eval_size = check_int("eval_size", eval_size, 1)
     eval_steps = check_int("eval_steps", eval_steps, 1)
     if eval_eps is not None:
         eval_eps = check_float("eval_eps", eval_eps, 0.0)
     log_every = max(1, steps // 10) if log_every is None else check_int("log_every", log_every, 1)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable, got {type(callback).__name__}")
     if getattr(model, "kind", None) != "SmoothedReLUCNN":
         raise ValueError(f"model must be a SmoothedReLUCNN, got {type(model).__name__}")
     if world.d != model.d or world.K != model.K:
         raise ValueError(f"world (K={world.K}, d={world.d}) does not match model "
                          f"(K={model.K}, d={model.d})")
 
-    root = as_generator(seed, "seed")
-    data_rng, eval_rng, attack_rng = (np.random.default_rng(s)
-                                      for s in root.bit_generator.seed_seq.spawn(3))
+    data_rng, eval_rng, attack_rng = split_seed(seed)
     train_set = world.sample(n_train, data_rng, dtype=model.dtype)
     held_out = world.sample(eval_size, eval_rng, dtype=model.dtype)
     X, y = train_set.X, train_set.y
@@ -206,13 +212,17 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         "world": world.spec() if isinstance(world.seed, (int, np.integer)) else None,
     })
 
-    def attack(eps_t):
-        if adversarial is None:
+    def radius(t):
+        return eps * min(1.0, t / eps_ramp) if eps_ramp else eps
+
+    def inputs(eps_t):
+        if attack is None or eps_t == 0.0:
             return X
-        one = adversarial == "fgm"
-        return adversarial_examples(model, X, y, eps_t, p, steps=1 if one else pgd_steps,
-                                    step_size=None if one else pgd_step_size,
-                                    random_start=random_start and not one, rng=attack_rng)
+        return X + attack.run(model, X, y, eps_t, p, seed=attack_rng, **attack_options)
+
+    def step(t):
+        loss, F, grad = model.weight_gradient(inputs(radius(t)), y, check_input=False)
+        return loss, F, grad
 
     def record(t, eps_t, loss, train_acc):
         rec = {"step": t, "eps": eps_t, "loss": loss, "train_accuracy": train_acc,
@@ -230,38 +240,20 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
             callback(t, model, rec)
         return rec
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, unit="step",
-                   desc=f"adversarial ({adversarial})" if adversarial else "standard")
-    try:
-        for t in range(steps):
-            eps_t = eps * min(1.0, t / eps_ramp) if eps_ramp else eps
-            loss, F, grad = model._weight_grad(attack(eps_t), y)
-            mean_loss = float(np.mean(loss))
-            if not math.isfinite(mean_loss):
-                raise TrainingDiverged(f"loss is {mean_loss} at step {t} (lr={lr}); lower lr",
-                                       t, history)
+    desc = f"adversarial ({adversarial})" if adversarial else "standard"
+    with progress_bar(progress, steps, desc) as bar:
+        def log(t, mean_loss, F):
             if t % log_every == 0:
-                rec = record(t, eps_t, mean_loss, float(np.mean(F.argmax(axis=1) == y)))
+                rec = record(t, radius(t), mean_loss, float(np.mean(F.argmax(axis=1) == y)))
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.3g}", gu=f"{rec['gamma_u']:.2f}",
                                     gv=f"{rec['gamma_v']:.2f}")
-            with np.errstate(over="ignore", invalid="ignore"):  # detected just below
-                model.W -= lr * grad
-            if not np.isfinite(model.W).all():
-                raise TrainingDiverged(f"weights became non-finite at step {t} (lr={lr})",
-                                       t, history)
-            if bar is not None:
-                bar.update(1)
+
+        run_steps(model, steps=steps, lr=lr, step=step, history=history, before_update=log,
+                  bar=bar)
         # The final state (after the last update), on the last step's inputs.
-        eps_t = eps * min(1.0, steps / eps_ramp) if eps_ramp else eps
-        loss, F, _ = model._weight_grad(attack(eps_t), y)
-        record(steps, eps_t, float(np.mean(loss)), float(np.mean(F.argmax(axis=1) == y)))
-    finally:
-        if bar is not None:
-            bar.close()
+        loss, F, _ = model.weight_gradient(inputs(radius(steps)), y, check_input=False)
+        record(steps, radius(steps), float(np.mean(loss)), float(np.mean(F.argmax(axis=1) == y)))
     model.metadata.setdefault("world", history.config["world"])
     return history
 

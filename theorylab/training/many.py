@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import relu_net as _k
-from ._validation import check_array, check_float, check_int
+from .._kernels import relu_net as _k
+from .._validation import check_array, check_float, check_int
+from ..models import TwoLayerReLU
+from ._core import check_schedule
 
 __all__ = ["train_many", "ManyRuns"]
 
@@ -109,9 +111,6 @@ def train_many(models, data, *, steps, lr=0.5, schedule=None):
     The thread count is Numba's (``theorylab._kernels.kernel_threads``); the
     result does not depend on it.
     """
-    from .models import TwoLayerReLU
-    from .training import ThresholdSchedule
-
     if not isinstance(models, (list, tuple)):
         raise ValueError(f"models must be a list or tuple of TwoLayerReLU, "
                          f"got {type(models).__name__}")
@@ -135,13 +134,7 @@ def train_many(models, data, *, steps, lr=0.5, schedule=None):
             raise ValueError(f"models[{r}].W has dtype {mdl.W.dtype}, the model {mdl.dtype}")
     steps = check_int("steps", steps, 1)
     lr = check_float("lr", lr, 0.0, low_open=True)
-    if isinstance(schedule, tuple):
-        if len(schedule) != 3:
-            raise ValueError("schedule must be a ThresholdSchedule or a (start, end, "
-                             f"ramp_steps) tuple, got {len(schedule)} values")
-        schedule = ThresholdSchedule(*schedule)
-    if schedule is not None and not isinstance(schedule, ThresholdSchedule):
-        raise ValueError("schedule must be a ThresholdSchedule or a (start, end, ramp_steps) tuple")
+    schedule = check_schedule(schedule)
     dtype = first.dtype
     S = len(models)
     X, y = _stack_data(data, S, first.d, dtype)

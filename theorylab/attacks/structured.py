@@ -4,16 +4,17 @@ Spec ``robust_features.md`` Theorem A (3): standard training's adversarial
 examples are perturbations along the *negative non-robust feature direction*.
 This is that attack in closed form; it needs the world (to know v_y) and,
 unless ``where="all"``, the sample's patch layout (to know which patches hold
-v_y).  Generic attacks (FGM, PGD, robustness curves) live in
-:mod:`theorylab.attacks` and work on the CNN unchanged.
+v_y), so it is not in the attack table (whose attacks see only X and y); its
+functions are exported by :mod:`theorylab.attacks`.  Generic attacks (FGM,
+PGD, robustness curves) work on the CNN unchanged.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_choice, check_float, check_norm
-from .attacks import RobustnessCurve, tau50
+from .._validation import check_choice, check_float, check_norm
+from .curves import RobustnessCurve, tau50
 
 __all__ = ["structured_attack", "structured_accuracy", "structured_curve", "erasure_threshold"]
 

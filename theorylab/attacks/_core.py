@@ -15,7 +15,7 @@ import numpy as np
 from .._validation import check_choice, check_float, check_norm
 
 __all__ = ["steepest_ascent", "project", "sample_ball", "rows", "row_norms", "prepare",
-           "compiled_loop", "compiled_loops", "require_finite_gradients", "ZERO_GRAD_POLICIES"]
+           "into_ball", "compiled_loop", "compiled_loops", "require_finite_gradients", "ZERO_GRAD_POLICIES"]
 
 ZERO_GRAD_POLICIES = ("zero", "raise")
 
@@ -118,6 +118,22 @@ def project(delta, eps, norm):
     else:
         out = _project_l1(flat, eps)
     return out.reshape(np.shape(delta))
+
+
+def into_ball(delta, eps, p, dtype):
+    """``delta`` projected on the eps-ball and cast to ``dtype``, with ||delta_n||_p <= eps.
+
+    A projection rounded to float32 (or an l2 rescaling in float64) can land one ulp
+    outside the ball; those rows are shrunk by a few ulps until they are inside.
+    """
+    out = project(delta, eps, p).astype(dtype, copy=False)
+    shrink = np.dtype(dtype).type(1 - 4 * np.finfo(dtype).eps)
+    for _ in range(8):
+        out_rows = np.flatnonzero(row_norms(out, p) > eps)
+        if out_rows.size == 0:
+            break
+        out[out_rows] *= shrink
+    return out
 
 
 def sample_ball(shape, eps, norm, rng, dtype=np.float64):

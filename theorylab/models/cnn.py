@@ -14,8 +14,6 @@ reconstruction [R] (spec ``robust_features.md`` section 2.2).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .._kernels import cnn as _k
@@ -210,18 +208,26 @@ class SmoothedReLUCNN(Learner):
 
     @classmethod
     def _from_npz(cls, data, meta):
-        W = np.asarray(data["W"])
-        if W.ndim != 3:
-            raise ValueError(f"W must have 3 dimensions (K, m, d), got shape {W.shape}")
-        q = data["q"].item()
-        if not isinstance(q, numbers.Integral):
-            raise ValueError(f"q must be an integer, got {q!r}")
-        model = cls(W.shape[0], W.shape[1], W.shape[2], q=int(q), rho=float(data["rho"]),
-                    init_scale=meta.get("init_scale", 0.01), W=W,
-                    dtype=meta.get("dtype", W.dtype.name))
-        if "W_init" in data:
-            model.W_init = check_array("W_init", data["W_init"], ndim=3, shape=W.shape,
-                                       dtype=model.dtype)
+        # Every entry validated before use: a malformed file is a ValueError naming it.
+        from .io import npz_array, npz_meta, npz_scalar
+
+        dtype = npz_meta(meta, "dtype", types=str, default=None)
+        if dtype is not None and dtype not in ("float64", "float32"):
+            raise ValueError(f"metadata 'dtype' must be float64 or float32, got {dtype!r}")
+        W = npz_array(data, "W", ndim=3, dtype=dtype)
+        if W.shape[0] < 2:
+            raise ValueError(f"entry 'W' must have shape (K, m, d) with K >= 2 classes, got "
+                             f"{W.shape}")
+        q = npz_scalar(data, "q", integer=True, low=2)
+        rho = npz_scalar(data, "rho", low=0.0, low_open=True)
+        init_scale = npz_meta(meta, "init_scale", types=(int, float), default=0.01)
+        if init_scale <= 0:
+            raise ValueError(f"metadata 'init_scale' must be > 0, got {init_scale}")
+        W_init = npz_array(data, "W_init", ndim=3, shape=W.shape, dtype=W.dtype, default=None)
+        model = cls(W.shape[0], W.shape[1], W.shape[2], q=q, rho=rho, init_scale=init_scale,
+                    W=W, dtype=dtype or W.dtype.name)
+        if W_init is not None:
+            model.W_init = W_init
         model.metadata = meta.get("user", {})
         return model
 

@@ -226,9 +226,12 @@ class LinearClassifier(BinaryModel):
 
     @classmethod
     def _from_npz(cls, data, meta):
-        w = data["w"]
-        model = cls(w.shape[0], w=w, b=float(data["b"]))
-        model.fit_info = meta.get("fit_info", {})
+        # Every entry validated before use: a malformed file is a ValueError naming it.
+        from .io import npz_array, npz_meta, npz_scalar
+
+        w = npz_array(data, "w", ndim=1, dtype=np.float64)
+        model = cls(w.shape[0], w=w, b=npz_scalar(data, "b"))
+        model.fit_info = npz_meta(meta, "fit_info", types=dict, default={})
         model.metadata = meta.get("user", {})
         return model
 

@@ -294,13 +294,28 @@ class NTKClassifier(BinaryModel):
 
     @classmethod
     def _from_npz(cls, data, meta):
-        if meta["form"] == "empirical":
-            model = cls(data["W0"].shape[1], W0=data["W0"], b0=data["b0"], V=data["V"],
-                        two_sided=meta["two_sided"], b=float(data["b"]))
+        # Every entry validated before use: a malformed file is a ValueError naming it.
+        from .io import npz_array, npz_meta, npz_scalar
+
+        form = npz_meta(meta, "form", types=str)
+        if form not in ("empirical", "analytic"):
+            raise ValueError(f"metadata 'form' must be 'empirical' or 'analytic', got {form!r}")
+        b = npz_scalar(data, "b")
+        if form == "empirical":
+            W0 = npz_array(data, "W0", ndim=2, dtype=np.float64)
+            m, d = W0.shape
+            b0 = npz_array(data, "b0", ndim=1, shape=(m,), dtype=np.float64)
+            V = npz_array(data, "V", ndim=2, shape=(m, d), dtype=np.float64)
+            model = cls(d, W0=W0, b0=b0, V=V, two_sided=npz_meta(meta, "two_sided", types=bool),
+                        b=b)
         else:
-            model = cls(data["X_train"].shape[1], form="analytic", X_train=data["X_train"],
-                        alpha=data["alpha"], b=float(data["b"]))
-        model.fit_info, model.metadata = meta.get("fit_info", {}), meta.get("user", {})
+            X_train = npz_array(data, "X_train", ndim=2, dtype=np.float64, allow_empty=True)
+            alpha = npz_array(data, "alpha", ndim=1, shape=(X_train.shape[0],),
+                              dtype=np.float64, allow_empty=True)
+            model = cls(X_train.shape[1], form="analytic",
+                        X_train=X_train if X_train.size else None, alpha=alpha, b=b)
+        model.fit_info = npz_meta(meta, "fit_info", types=dict, default={})
+        model.metadata = meta.get("user", {})
         return model
 
     def __repr__(self):

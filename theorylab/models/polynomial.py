@@ -281,15 +281,38 @@ class PolynomialClassifier(BinaryModel):
 
     @classmethod
     def _from_npz(cls, data, meta):
-        if meta["form"] == "separable":
-            M = data["M"] if data["M"].size else None
-            model = cls(data["C"].shape[1], degrees=data["degrees"], C=data["C"], M=M,
-                        b=float(data["b"]))
+        # Every entry validated before use: a malformed file is a ValueError naming it.
+        from .io import npz_array, npz_meta, npz_scalar
+
+        form = npz_meta(meta, "form", types=str)
+        if form not in FORMS:
+            raise ValueError(f"metadata 'form' must be one of {list(FORMS)}, got {form!r}")
+        b = npz_scalar(data, "b")
+        if form == "separable":
+            C = npz_array(data, "C", ndim=2, dtype=np.float64)
+            if "degrees" not in data:
+                raise ValueError("missing entry 'degrees'")
+            degrees = np.asarray(data["degrees"])
+            if degrees.dtype.kind not in "iu" or degrees.shape != (C.shape[0],):
+                raise ValueError(f"entry 'degrees' must be {C.shape[0]} integers (one per row "
+                                 f"of C), got dtype {degrees.dtype} and shape {degrees.shape}")
+            M = npz_array(data, "M", ndim=2, dtype=np.float64, allow_empty=True, default=None)
+            M = None if M is not None and M.size == 0 else M
+            if M is not None and M.shape != (C.shape[1],) * 2:
+                raise ValueError(f"entry 'M' must have shape {(C.shape[1],) * 2} (or be "
+                                 f"empty), got {M.shape}")
+            model = cls(C.shape[1], degrees=degrees, C=C, M=M, b=b)
         else:
-            model = cls(data["X_train"].shape[1], form="kernel", degree=meta["degree"],
-                        gamma=meta["gamma"], coef0=meta["coef0"], X_train=data["X_train"],
-                        alpha=data["alpha"], b=float(data["b"]))
-        model.fit_info, model.metadata = meta.get("fit_info", {}), meta.get("user", {})
+            X_train = npz_array(data, "X_train", ndim=2, dtype=np.float64, allow_empty=True)
+            alpha = npz_array(data, "alpha", ndim=1, shape=(X_train.shape[0],),
+                              dtype=np.float64, allow_empty=True)
+            model = cls(X_train.shape[1], form="kernel",
+                        degree=npz_meta(meta, "degree", types=int),
+                        gamma=npz_meta(meta, "gamma", types=(int, float)),
+                        coef0=npz_meta(meta, "coef0", types=(int, float)),
+                        X_train=X_train if X_train.size else None, alpha=alpha, b=b)
+        model.fit_info = npz_meta(meta, "fit_info", types=dict, default={})
+        model.metadata = meta.get("user", {})
         return model
 
     def __repr__(self):

@@ -205,15 +205,42 @@ class TwoLayerReLU(BinaryModel):
 
     @classmethod
     def _from_npz(cls, data, meta):
-        W = data["W"]
-        M = data["M"] if "M" in data and data["M"].size else None
-        model = cls(W.shape[1], W.shape[0], threshold=meta["threshold"], c=meta["c"],
-                    init_scale=meta["init_scale"], dictionary=M, W=W, dtype=meta["dtype"])
-        if "W_init" in data:
-            model.W_init = np.ascontiguousarray(data["W_init"], dtype=model.dtype)
+        # Every entry validated before use: a malformed file is a ValueError naming it.
+        from .io import npz_array, npz_meta
+
+        dtype = npz_meta(meta, "dtype", types=str)
+        if dtype not in _DTYPES:
+            raise ValueError(f"metadata 'dtype' must be float64 or float32, got {dtype!r}")
+        W = npz_array(data, "W", ndim=2, dtype=_DTYPES[dtype])
+        m, d = W.shape
+        M = npz_array(data, "M", ndim=2, dtype=np.float64, allow_empty=True, default=None)
+        if M is not None and M.size == 0:
+            M = None
+        elif M is not None and M.shape != (d, d):
+            raise ValueError(f"entry 'M' must have shape ({d}, {d}) (or be empty), got "
+                             f"{M.shape}")
+        if M is not None and not np.allclose(M.T @ M, np.eye(d), atol=1e-8):
+            raise ValueError("entry 'M' must be an orthonormal dictionary (M^T M = I)")
+        threshold = npz_meta(meta, "threshold", types=str)
+        if threshold not in THRESHOLD_RULES:
+            raise ValueError(f"metadata 'threshold' must be one of {list(THRESHOLD_RULES)}, "
+                             f"got {threshold!r}")
+        c = npz_meta(meta, "c", types=(int, float))
+        init_scale = npz_meta(meta, "init_scale", types=(int, float))
+        if c < 0 or init_scale <= 0:
+            raise ValueError(f"metadata 'c' must be >= 0 and 'init_scale' > 0, got c={c}, "
+                             f"init_scale={init_scale}")
+        b = npz_array(data, "b", ndim=1, shape=(m,), dtype=np.float64)
+        W_init = npz_array(data, "W_init", ndim=2, shape=(m, d), dtype=_DTYPES[dtype],
+                           default=None)
+        model = cls(d, m, threshold=threshold, c=c, init_scale=init_scale, dictionary=M, W=W,
+                    dtype=dtype)
+        if W_init is not None:
+            model.W_init = W_init.copy()
         model.metadata = meta.get("user", {})
-        if not np.allclose(model.thresholds(), data["b"], rtol=1e-6, atol=0):
-            raise ValueError("saved thresholds b do not match the threshold rule applied to W")
+        if not np.allclose(model.thresholds(), b, rtol=1e-6, atol=0):
+            raise ValueError("entry 'b' (the saved thresholds) does not match the threshold "
+                             "rule applied to W")
         return model
 
     def copy(self):

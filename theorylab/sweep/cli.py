@@ -3,6 +3,11 @@
 :func:`add_parser` and :func:`add_plot_parser` register the subcommands on the
 ``theorylab`` parser; :func:`main` is ``python -m theorylab.sweep`` (the same
 subcommands plus ``plot``).  Heavy imports happen inside the commands.
+
+Shared with :mod:`theorylab.cli` (this is the lowest module of both command
+lines): :func:`run_command` (every user error is one line on stderr and exit
+status 2, Ctrl-C one line and 130) and :func:`check_output_file` /
+:func:`check_output_dir` (output paths checked before any work starts).
 """
 
 from __future__ import annotations
@@ -12,7 +17,91 @@ import json
 import os
 import sys
 
-__all__ = ["add_parser", "add_plot_parser", "build_parser", "main"]
+from .._json import to_jsonable
+
+__all__ = ["add_parser", "add_plot_parser", "build_parser", "main", "run_command",
+           "check_output_file", "check_output_dir", "USER_ERRORS"]
+
+# What a command raises for a user's mistake (bad value, unreadable or unwritable file).
+USER_ERRORS = (ValueError, OSError)
+
+
+# -- shared by the theorylab command line ------------------------------------------------
+
+def run_command(func, args, name, *, debug=False):
+    """``func(args)`` with every user error as one line on stderr.
+
+    Returns the command's exit status; 2 after a ValueError or OSError (the line
+    ``theorylab <name>: error: <message>``), 130 after Ctrl-C (``theorylab
+    <name>: interrupted``).  With ``debug`` these propagate (a traceback).
+    """
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"theorylab {name}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        print(f"theorylab {name}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc):
+    """The message of ``exc`` on one line (the exception's name when it has none)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return text or type(exc).__name__
+
+
+def _writable(path):
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def check_output_dir(path, option):
+    """ValueError unless directory ``path`` exists and is writable or can be created."""
+    if path is None:
+        return
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError(f"{option}: {path} exists and is not a directory")
+        if not _writable(path):
+            raise ValueError(f"{option}: directory {path} is not writable")
+        return
+    parent = path
+    while not os.path.exists(parent):  # the nearest existing ancestor must take a new dir
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{option}: cannot create {path}: {parent} is not a directory")
+    if not _writable(parent):
+        raise ValueError(f"{option}: cannot create {path}: {parent} is not writable")
+
+
+def check_output_file(path, option, *, make_parents=False):
+    """ValueError unless file ``path`` can be written (before any work starts).
+
+    Its directory must exist (or, with ``make_parents``, be creatable) and be
+    writable; ``None`` and ``-`` (standard output) pass.
+    """
+    if path is None or path == "-":
+        return
+    path = os.fspath(path)
+    full = os.path.abspath(path)
+    if os.path.isdir(full):
+        raise ValueError(f"{option} {path}: is a directory")
+    if os.path.exists(full) and not os.access(full, os.W_OK):
+        raise ValueError(f"{option} {path}: file is not writable")
+    parent = os.path.dirname(full)
+    if make_parents:
+        check_output_dir(parent, option)
+    elif not os.path.isdir(parent):
+        raise ValueError(f"{option} {path}: directory {parent} does not exist")
+    elif not _writable(parent):
+        raise ValueError(f"{option} {path}: directory {parent} is not writable")
 
 
 # -- sweep run / status / export -------------------------------------------------
@@ -67,13 +156,25 @@ def add_parser(subparsers):
 
 
 def _cmd_run(args):
-    from .runner import run_sweep
+    from .runner import default_results_path, run_sweep
+    from .spec import load_spec
+    from .store import _check_sqlite_file
 
-    summary = run_sweep(args.spec, results=args.results, backend=args.backend,
+    if os.path.isdir(args.spec):
+        raise ValueError(f"spec {args.spec!r} is a directory, not a TOML file")
+    try:
+        spec = load_spec(args.spec)
+    except UnicodeDecodeError:
+        raise ValueError(f"spec {args.spec!r} is not a text (TOML) file") from None
+    results = args.results or default_results_path(spec)
+    check_output_file(results, "--results", make_parents=True)
+    _check_sqlite_file(results)  # before the lock file is made next to it
+    os.makedirs(os.path.dirname(os.path.abspath(results)), exist_ok=True)  # for the lock file
+    summary = run_sweep(spec, results=results, backend=args.backend,
                         workers=args.workers, scheduler=args.scheduler,
                         progress=not args.quiet)
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(json.dumps(to_jsonable(summary), indent=1))
     else:
         print(f"{summary['results']}: {summary['total']} cells; ran {summary['ran']} "
               f"({summary['done']} done, {summary['failed']} failed), "
@@ -83,20 +184,31 @@ def _cmd_run(args):
     return 1 if summary["failed"] else 0
 
 
-def _cmd_status(args):
+def _read_store(path, read):
+    # read(store) on an existing results file; a damaged file is a ValueError.
+    import sqlite3
+
     from .store import Store
 
-    with Store(args.results, create=False) as store:
-        counts, meta = store.counts(), store.meta()
-        rows = store.rows()
+    with Store(path, create=False) as store:
+        try:
+            return read(store)
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"results: {path!r} cannot be read ({exc})") from None
+
+
+def _cmd_status(args):
+    counts, meta, rows = _read_store(args.results,
+                                     lambda st: (st.counts(), st.meta(), st.rows()))
     failed = [r for r in rows if r["status"] == "failed"]
     secs = sum(r["seconds"] or 0.0 for r in rows)
     if args.json:
-        print(json.dumps({"results": args.results, "experiment": meta.get("experiment"),
-                          "name": meta.get("name"), **counts, "cell_seconds": secs,
-                          "failed_cells": [{"idx": r["idx"], "params": r["params"],
-                                            "replicate": r["replicate"], "error": r["error"]}
-                                           for r in failed]}, indent=1))
+        print(json.dumps(to_jsonable({
+            "results": args.results, "experiment": meta.get("experiment"),
+            "name": meta.get("name"), **counts, "cell_seconds": secs,
+            "failed_cells": [{"idx": r["idx"], "params": r["params"],
+                              "replicate": r["replicate"], "error": r["error"]}
+                             for r in failed]}), indent=1))
         return 0
     print(f"{args.results}: sweep {meta.get('name')!r}, experiment {meta.get('experiment')}")
     print(f"  {counts['total']} cells: {counts['done']} done, {counts['failed']} failed, "
@@ -110,13 +222,11 @@ def _cmd_status(args):
 
 
 def _cmd_export(args):
-    from .store import Store
-
     if args.csv is None:
         raise ValueError("export: give --csv [PATH] (the only format so far)")
     path = args.csv or os.path.splitext(args.results)[0] + ".csv"
-    with Store(args.results, create=False) as store:
-        out = store.export_csv(path)
+    check_output_file(path, "--csv")
+    out = _read_store(args.results, lambda st: st.export_csv(path))
     if out != "-":
         print(out)
     return 0
@@ -161,7 +271,11 @@ def _cmd_phase(args):
     from theorylab.plots.phase import phase_figures
     from theorylab.sweep.store import phase_records
 
-    paths = phase_figures(phase_records(args.results), out_dir=args.out, name=args.name)
+    check_output_dir(args.out, "--out")
+    records = _read_store(args.results, phase_records)
+    if not records:
+        raise ValueError(f"{args.results}: no done cells to draw")
+    paths = phase_figures(records, out_dir=args.out, name=args.name)
     for path in paths:
         print(path)
     return 0
@@ -182,8 +296,6 @@ def build_parser():
 def main(argv=None):
     """Entry point of ``python -m theorylab.sweep``; returns the exit code."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return args.func(args)
-    except ValueError as exc:
-        print(f"theorylab sweep: error: {exc}", file=sys.stderr)
-        return 2
+    name = " ".join(["sweep" if args.sweep_command != "plot" else "",
+                     args.sweep_command, getattr(args, "plot_command", None) or ""]).strip()
+    return run_command(args.func, args, name)

@@ -28,6 +28,7 @@ from .._json import from_jsonable
 __all__ = ["Store", "STATUSES", "phase_records"]
 
 STATUSES = ("pending", "done", "failed")
+_SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,6 +55,22 @@ CREATE INDEX IF NOT EXISTS cells_status ON cells (status);
 """
 
 
+def _check_sqlite_file(path):
+    """ValueError unless ``path`` is missing, empty or an SQLite file (by its header)."""
+    if os.path.isdir(path):
+        raise ValueError(f"results: {path!r} is a directory, not an SQLite file")
+    if not os.path.exists(path):
+        return
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise ValueError(f"results: cannot read {path!r} ({exc.strerror or exc})") from None
+    if head and head != _SQLITE_HEADER:
+        raise ValueError(f"results: {path!r} is not an SQLite file (not a theorylab sweep "
+                         "store)")
+
+
 class Store:
     """A sweep's SQLite results file.
 
@@ -69,20 +86,29 @@ class Store:
         self.path = os.fspath(path)
         if not create and not os.path.exists(self.path):
             raise ValueError(f"results: no such file {self.path!r}")
+        _check_sqlite_file(self.path)
         d = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(d, exist_ok=True)
         # autocommit mode: transactions are opened explicitly, one per write.
         self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
-        if create:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.executescript(_SCHEMA)
-        else:
-            names = {r[0] for r in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table'")}
-            if "cells" not in names:
-                raise ValueError(f"results: {self.path!r} is not a theorylab sweep store")
+        try:
+            if create:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.executescript(_SCHEMA)
+            else:
+                names = {r[0] for r in self.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'")}
+                if "cells" not in names:
+                    raise ValueError(f"results: {self.path!r} is not a theorylab sweep store")
+        except sqlite3.DatabaseError as exc:  # a damaged file with an SQLite header
+            self.conn.close()
+            raise ValueError(f"results: {self.path!r} is not a usable SQLite file "
+                             f"({exc})") from None
+        except BaseException:
+            self.conn.close()
+            raise
 
     # -- lifecycle -------------------------------------------------------------
     def close(self):

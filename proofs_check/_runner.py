@@ -268,12 +268,44 @@ def _cell(text):
     return str(text).replace("|", "\\|")
 
 
+_SIDES = ("attack", "certified", "exact", "unresolved", "masking")
+
+
+def _sandwiches(result):
+    # Robustness numbers reported as <name>_attack / _certified / _exact / _unresolved:
+    # one table row per name, the sides side by side (median [min, max] over seeds).
+    first = result.measurements[0] if result.measurements else {}
+    names = sorted({k[:-len("_attack")] for k in first if k.endswith("_attack")})
+    rows = []
+    for name in names:
+        cells = []
+        for side in _SIDES:
+            key = f"{name}_{side}"
+            if not any(key in m for m in result.measurements):
+                cells.append("" if side == "masking" else "n/a")
+                continue
+            vals = [float(m.get(key, 0.0 if side == "masking" else np.nan))
+                    for m in result.measurements]
+            cells.append(CriterionResult(None, vals, "").summary())
+        rows.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["", "*Robust accuracy, both sides (certified <= exact <= attack; unresolved "
+            "points and gradient-masking flags counted):*", "",
+            "| quantity | attack (upper) | certified (lower) | exact | unresolved | masking |",
+            "|---|---|---|---|---|---|"] + rows
+
+
 def _other_measurements(result):
     # Numbers a check measured that no criterion judges (context for the reader); timings
-    # are in the summary table already.
+    # are in the summary table already, sandwich sides in their own table.
     judged = {c.criterion.key for c in result.criteria}
-    keys = [k for k, v in (result.measurements[0].items() if result.measurements else ())
-            if k != "extra" and k not in judged and not k.startswith("seconds")
+    first = result.measurements[0] if result.measurements else {}
+    sandwich = {f"{k[:-len('_attack')]}_{side}" for k in first if k.endswith("_attack")
+                for side in _SIDES}
+    keys = [k for k, v in first.items()
+            if k != "extra" and k not in judged and k not in sandwich
+            and not k.startswith("seconds")
             and isinstance(v, (int, float, np.number))
             and not isinstance(v, bool)]
     parts = []
@@ -312,6 +344,7 @@ def write_markdown(results, path):
                 kind = " (precondition)" if c.criterion.kind == "precondition" else ""
                 out.append(f"| `{c.criterion.describe()}`{kind} | {c.summary()} | {c.status} | "
                            f"{_cell(c.criterion.reason)} |")
+        out += _sandwiches(r)
         other = _other_measurements(r)
         if other:
             out += ["", "*Other measurements (no criterion), median [min, max]:* " + other]

@@ -205,9 +205,11 @@ def _li_li(outdir, quick=False):
                                 "one-step AT from scratch"),
          "ll_feature_learning.png")
     save(llp.robustness_vs_eps(ex[0]["eps"], {
-        "standard, PGD": [e["pgd_std"] for e in ex],
+        "standard, strongest attack": [e["pgd_std"] for e in ex],
+        "standard, certified": [e["certified_std"] for e in ex],
         "standard, -v_y": [e["structured_std"] for e in ex],
-        "adversarial, PGD": [e["pgd"] for e in ex],
+        "adversarial, strongest attack": [e["pgd"] for e in ex],
+        "adversarial, certified": [e["certified"] for e in ex],
         "adversarial, -v_y": [e["structured"] for e in ex]},
         threshold=ex[0]["threshold"], eps_train=ex[0]["eps_train"],
         title="standard vs adversarial training (warm start, PGD-3), 3 seeds"),

@@ -3,27 +3,28 @@
 This module registers no check.  Learners come from the public pipeline
 :mod:`theorylab.pipelines.lower_bounds` (re-exported here).
 
-Robust accuracy is measured as strongly as each model allows:
+Robust accuracy is measured as strongly as each model allows, through the one
+evaluation (:func:`theorylab.evaluate.robustness` under the checks' budget):
 
-* exact worst case when the model certifies it (linear models in any norm;
-  separable polynomials with M = I in linf);
-* the purified network with M = I in linf (:class:`PurifiedSeparable`): the
-  dense-direction attack, which is exact there (each neuron's output is
-  non-decreasing in its own coordinate times w*_j, so the worst point of the
-  box is x - y tau w*);
-* otherwise PGD *and* the dense-direction attack (a point survives only if it
-  survives both), as the fp checks do.
+* exact worst case when the model has one in closed form (linear models in any
+  norm; separable polynomials with M = I in linf; the purified network with M = I
+  in linf, :class:`PurifiedSeparable`, whose minimum over the box is at x - y tau w*);
+* otherwise the attack side (every attack of the suite, witnesses re-checked) for
+  the learners, whose claim is non-robustness, and the certified side (certificate
+  plus exact solver) for the reference network, whose claim is robustness.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from theorylab import attacks
+from theorylab.evaluate import BROKEN, CERTIFIED
 from theorylab.models import LinearClassifier, PolynomialClassifier
 from theorylab.pipelines.lower_bounds import (LEARNERS, IdentityWorld, PurifiedSeparable, build,
                                               child_seed, hash_tag, purified_worst_margins,
                                               reference, soft_threshold_q)
+
+from ._evaluation import evaluate
 
 __all__ = ["LEARNERS", "build", "soft_threshold_q", "robust_correct", "robust_curve",
            "IdentityWorld", "PurifiedSeparable", "evaluated_exactly",
@@ -41,29 +42,41 @@ def evaluated_exactly(model):
     return isinstance(model, (LinearClassifier, PolynomialClassifier, PurifiedSeparable))
 
 
-def robust_correct(model, X, y, eps, norm, world=None, *, pgd_steps=10):
-    """Per sample: correct against the strongest attack available for ``model`` (see module doc)."""
+def robust_correct(model, X, y, eps, norm, world=None, *, side="attack", exact=False,
+                   seed=0, pgd_steps=None):
+    """Per point at radius ``eps``, from :func:`theorylab.evaluate.robustness`.
+
+    ``side="attack"``: not broken by any attack (the upper side, for claims of
+    non-robustness: a point counts as defended only if no witness was found);
+    ``side="certified"``: proven robust (the lower side, for claims of robustness).
+    Linear models and separable polynomials in linf are exact either way (closed
+    form); ``exact=True`` also runs the exact solver on what remains.
+    ``pgd_steps`` is ignored (the check budget's PGD-20 and the stronger attacks run).
+    """
     p = {2: 2.0, "2": 2.0, "l2": 2.0, "inf": np.inf, "linf": np.inf, np.inf: np.inf}[norm]
     if eps == 0:
         return model.margins(X, y) > 0
-    if p in model.capabilities.exact:
-        return model.worst_case_margin(X, y, eps, p) > 0
-    ok = model.margins(X + attacks.pgd(model, X, y, eps, p, steps=pgd_steps), y) > 0
-    if world is not None:
-        ok &= model.margins(X + attacks.dense_direction(world, y, eps, p), y) > 0
-    return ok
+    closed = p in model.capabilities.exact
+    exact = exact or closed
+    # The attack side alone needs no certificate (except a closed form, which is exact).
+    res = evaluate(model, X, y, [eps], p, world=world, exact_at=(eps,) if exact else (),
+                   seed=seed, certify=side == "certified" or closed)
+    return res.verdict[0] == CERTIFIED if side == "certified" else res.verdict[0] != BROKEN
 
 
-def robust_curve(model, X, y, grid, norm, world=None, *, pgd_steps=10):
-    """Robust accuracy at each radius of ``grid`` (see :func:`robust_correct`).
+def robust_curve(model, X, y, grid, norm, world=None, *, side="attack", exact=False, seed=0,
+                 pgd_steps=None):
+    """Robust accuracy at each radius of ``grid`` on one side (see :func:`robust_correct`).
 
-    Cumulative (:func:`theorylab.attacks.cumulative_survival`): a point broken at
-    a radius counts as broken at every larger one, and only survivors are attacked.
+    Cumulative (one :func:`theorylab.evaluate.robustness` over the grid): a point broken at
+    a radius counts as broken at every larger one.
     """
-    ok = attacks.cumulative_survival(
-        lambda e, idx: robust_correct(model, X[idx], y[idx], e, norm, world,
-                                      pgd_steps=pgd_steps), grid, X.shape[0])
-    return ok.mean(axis=1)
+    p = {2: 2.0, "2": 2.0, "l2": 2.0, "inf": np.inf, "linf": np.inf, np.inf: np.inf}[norm]
+    closed = p in model.capabilities.exact
+    exact = exact or closed
+    res = evaluate(model, X, y, grid, p, world=world, exact_at=list(grid) if exact else (),
+                   seed=seed, certify=side == "certified" or closed)
+    return res.certified_accuracy if side == "certified" else res.attack_accuracy
 
 
 def tau50_bisect(acc_at, grid, clean, steps=8):

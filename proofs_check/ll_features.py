@@ -13,9 +13,10 @@ from __future__ import annotations
 from theorylab.attacks import erasure_threshold
 from theorylab.training import logit_decomposition
 
-from ._papers import LL
+from ._evaluation import EVALUATION_NOTE, sandwich
 from ._harness import Check, Criterion, register
-from .ll_pipeline import (ADV, BASE, adversarial_run, learning_curves, pgd_accuracy,
+from ._papers import LL
+from .ll_pipeline import (ADV, BASE, adversarial_run, learning_curves, robustness,
                           standard_run, structured)
 
 _QUICK = dict(BASE)
@@ -23,10 +24,11 @@ _FULL = dict(BASE, n_train=512, n_test=1000, T_std=400, pgd_steps=20)
 
 
 def _curve(model, run, p, seed, factors, unit=None):
-    # PGD and structured-attack accuracy at radii factors x unit (default: the threshold).
+    # The sandwich and the structured-attack accuracy at radii factors x unit (default: the
+    # erasure threshold).  Returns the radii, the Robustness and the structured accuracies.
     unit = run["world"].erasure_radius() if unit is None else unit
     eps = [f * unit for f in factors]
-    return eps, [pgd_accuracy(model, run["test"], e, p, seed) for e in eps], \
+    return eps, robustness(model, run["test"], eps, p, seed), \
         [structured(model, run["world"], run["test"], e) for e in eps]
 
 
@@ -40,21 +42,28 @@ def run_standard(seed, params):
     parts = logit_decomposition(model, test)
     total = sum(parts.values())
     factors = (0.3, 0.6, 1.0, 1.25, 1.6)  # 0.3 and 1.25 are the judged radii
-    eps, pgd, st = _curve(model, r, p, seed, factors)
-    return {
+    eps, res, st = _curve(model, r, p, seed, factors)
+    pgd = res.attack_accuracy.tolist()
+    out = {
         "gamma_u": fin["gamma_u"],
         "gamma_v": fin["gamma_v"],
         "gamma_v_over_u": fin["gamma_v"] / max(abs(fin["gamma_u"]), 1e-12),
         "clean_accuracy": model.accuracy(test.X, test.y),
+        # Non-robustness past the threshold: the attack side (witnesses).
         "pgd_accuracy_below": pgd[0],
+        # Robust below the threshold: a robustness statement, its certified side.
+        "certified_accuracy_below": float(res.certified_accuracy[0]),
         "pgd_accuracy_past": pgd[3],
         "structured_accuracy_past": st[3],
         "erasure_threshold_over_prediction": erasure_threshold(model, world, test) / thr,
         "logit_nonrobust_share": parts["logit_nonrobust"] / total if total > 0 else 0.0,
         "seconds": r["seconds"],
-        "extra": {"eps": eps, "pgd": pgd, "structured": st, "threshold": thr,
-                  "curves": learning_curves(r["history"])},
+        "extra": {"eps": eps, "pgd": pgd, "certified": res.certified_accuracy.tolist(),
+                  "structured": st, "threshold": thr, "curves": learning_curves(r["history"])},
     }
+    out.update(sandwich("robust_below", res, eps[0]))
+    out.update(sandwich("robust_past", res, eps[3]))
+    return out
 
 
 register(Check(
@@ -82,15 +91,17 @@ register(Check(
         Criterion("logit_nonrobust_share", ">=", 0.9,
                   "'mainly the non-robust features': the true-class score comes from the "
                   "non-robust patches (the robust patch's share is ~sigma(Gamma_u) ~ 0)"),
-        Criterion("pgd_accuracy_below", ">=", 0.9,
+        Criterion("certified_accuracy_below", ">=", 0.9,
                   "the loss of robustness is a threshold effect: at 0.3x the threshold the "
-                  "network is still robust (pilot PGD-10: 1.0 at 0.32x)"),
+                  "network is still robust, certified (pilot PGD-10: 1.0 at 0.32x)"),
     ],
     run=run_standard,
     figure=lambda results: _robustness_figure(results, "standard training"),
     notes="Quick regime: spec config A0 with n_train = 256 (pilot 512), 300 GD steps at "
-          "lr 0.5.  PGD is 10 steps (20 in full) with a random start in the l_inf ball.  The "
-          "structured attack is -eps sign(v_y) on the non-robust patches only.",
+          "lr 0.5.  pgd_accuracy_* are the attack side of the sandwich (the whole suite, "
+          "not PGD alone; the key names are kept from earlier reports); robustness below the "
+          "threshold is judged on the certified side.  The structured attack is -eps "
+          "sign(v_y) on the non-robust patches only.  " + EVALUATION_NOTE,
 ))
 
 
@@ -123,8 +134,9 @@ def run_adversarial(seed, params):
     parts = logit_decomposition(model, test)
     total = sum(parts.values())
     factors = (0.5, 1.0, 1.5, 2.0)  # x eps_train; 1.0 is the judged radius
-    e_grid, pgd_adv, st_adv = _curve(model, adv, p, seed, factors, unit=eps)
-    _, pgd_std, st_std = _curve(std["model"], std, p, seed, factors, unit=eps)
+    e_grid, res_adv, st_adv = _curve(model, adv, p, seed, factors, unit=eps)
+    _, res_std, st_std = _curve(std["model"], std, p, seed, factors, unit=eps)
+    pgd_adv, pgd_std = res_adv.attack_accuracy.tolist(), res_std.attack_accuracy.tolist()
     out = {
         "gamma_u": fa["gamma_u"],
         "gamma_v": fa["gamma_v"],
@@ -132,6 +144,9 @@ def run_adversarial(seed, params):
         "gamma_u_gain": fa["gamma_u"] / max(abs(fs["gamma_u"]), 1e-12),
         "gamma_v_min": fa["gamma_v_min"],
         "clean_accuracy": model.accuracy(test.X, test.y),
+        # Robustness of the adversarially trained network: its certified side; the
+        # standard network's non-robustness: its attack side.
+        "certified_accuracy_at_eps": float(res_adv.certified_accuracy[1]),
         "pgd_accuracy_at_eps": pgd_adv[1],
         "pgd_accuracy_standard_at_eps": pgd_std[1],
         "structured_accuracy_past": structured(model, world, test, 1.6 * world.erasure_radius()),
@@ -139,14 +154,20 @@ def run_adversarial(seed, params):
         "w_l1": fa["w_l1"],
         "seconds": adv["seconds"],
     }
-    extra = {"eps": e_grid, "pgd": pgd_adv, "structured": st_adv, "pgd_std": pgd_std,
+    out.update(sandwich("robust_adv", res_adv, e_grid[1]))
+    out.update(sandwich("robust_standard", res_std, e_grid[1]))
+    extra = {"eps": e_grid, "pgd": pgd_adv, "certified": res_adv.certified_accuracy.tolist(),
+             "certified_std": res_std.certified_accuracy.tolist(),
+             "structured": st_adv, "pgd_std": pgd_std,
              "structured_std": st_std, "threshold": world.erasure_radius(), "eps_train": eps,
              "curves": learning_curves(adv["history"]),
              "curves_std": learning_curves(std["history"])}
     for name in p.get("one_step", ()):  # reported, never judged (see the notes)
         r = adversarial_run(seed, dict(params, **_ONE_STEP[name]))
         f = r["history"].final
-        out[f"{name}_pgd_accuracy_at_eps"] = pgd_accuracy(r["model"], test, eps, p, seed)
+        one = robustness(r["model"], test, [eps], p, seed)
+        out[f"{name}_pgd_accuracy_at_eps"] = float(one.attack_accuracy[0])
+        out.update(sandwich(f"robust_{name}", one, eps))
         out[f"{name}_gamma_u"] = f["gamma_u"]
         out[f"{name}_gamma_v"] = f["gamma_v"]
         out[f"{name}_w_l1"] = f["w_l1"]
@@ -165,10 +186,11 @@ register(Check(
     provenance="[C]",
     regimes={"quick": _ADV_QUICK, "full": _ADV_FULL},
     criteria=[
-        Criterion("pgd_accuracy_at_eps", ">=", 0.9,
-                  "Theorem B (4): robust accuracy 1 - o(1) at the training radius; the spec's "
-                  "pilot gave 0.956 / 0.996 and our runs 0.99-1.0; 0.9 leaves room for seed "
-                  "noise and is far above the standard network's ~0"),
+        Criterion("certified_accuracy_at_eps", ">=", 0.9,
+                  "Theorem B (4): robust accuracy 1 - o(1) at the training radius, judged on "
+                  "the certified side (a robustness claim); the spec's pilot gave 0.956 / 0.996 "
+                  "under PGD and our runs 0.99-1.0; 0.9 leaves room for seed noise and is far "
+                  "above the standard network's ~0"),
         Criterion("pgd_accuracy_standard_at_eps", "<=", 0.1,
                   "the contrast: the standard network on the same data is broken at this "
                   "radius (pilot 0.0 at 0.8x the threshold)"),
@@ -208,7 +230,8 @@ def _robustness_figure(results, title):
     from theorylab.plots.li_li import robustness_vs_eps
 
     ex = [r["extra"] for r in results]
-    return robustness_vs_eps(ex[0]["eps"], {"PGD": [e["pgd"] for e in ex],
+    return robustness_vs_eps(ex[0]["eps"], {"strongest attack": [e["pgd"] for e in ex],
+                                            "certified": [e["certified"] for e in ex],
                                             "-v_y attack": [e["structured"] for e in ex]},
                              threshold=ex[0]["threshold"], title=title)
 
@@ -218,9 +241,11 @@ def _adversarial_figure(results):
 
     ex = [r["extra"] for r in results]
     return robustness_vs_eps(ex[0]["eps"], {
-        "adversarial, PGD": [e["pgd"] for e in ex],
+        "adversarial, strongest attack": [e["pgd"] for e in ex],
+        "adversarial, certified": [e["certified"] for e in ex],
         "adversarial, -v_y": [e["structured"] for e in ex],
-        "standard, PGD": [e["pgd_std"] for e in ex],
+        "standard, strongest attack": [e["pgd_std"] for e in ex],
+        "standard, certified": [e["certified_std"] for e in ex],
         "standard, -v_y": [e["structured_std"] for e in ex]},
         threshold=ex[0]["threshold"], eps_train=ex[0]["eps_train"],
         title="standard vs adversarial training (warm start, PGD-3)")

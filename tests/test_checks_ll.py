@@ -65,7 +65,7 @@ def test_adversarial_check_fails_for_adversarial_training_at_radius_zero():
                              {"eps_train": 0.0, "eps_eval": 0.07, "one_step": (), "T_adv": 100,
                               "n_test": 200})
     assert v == FAIL
-    assert {"pgd_accuracy_at_eps", "gamma_u_over_v", "gamma_u_gain"} <= failed
+    assert {"certified_accuracy_at_eps", "gamma_u_over_v", "gamma_u_gain"} <= failed
     assert res[0]["pgd_accuracy_standard_at_eps"] <= 0.1  # the contrast itself still holds
 
 
@@ -102,8 +102,11 @@ def test_figures_of_the_checks_draw_from_measurements():
     eps = [0.01, 0.02, 0.04]
     fake = {
         "ll.standard_nonrobust": {"extra": {"eps": eps, "pgd": [1, 0.5, 0], "threshold": 0.03,
+                                            "certified": [1, 0.2, 0],
                                             "structured": [1, 1, 0.2], "curves": curves}},
         "ll.adversarial_robust": {"extra": {"eps": eps, "pgd": [1, 1, 0.9],
+                                            "certified": [1, 0.8, 0.5],
+                                            "certified_std": [1, 0, 0],
                                             "structured": [1, 1, 1], "pgd_std": [1, 0, 0],
                                             "structured_std": [1, 0.5, 0.1], "threshold": 0.03,
                                             "eps_train": 0.02, "curves": curves,

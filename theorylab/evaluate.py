@@ -65,6 +65,9 @@ class Budget:
         Seconds per point of an exact solve.
     node_limit : int
         Branch-and-bound nodes per point (l2 exact).
+    exact_time : float or None
+        Seconds for all exact solves at one radius; points not reached stay unresolved
+        (reported).  None: no limit.
     """
 
     pgd_steps: int = 20
@@ -75,6 +78,7 @@ class Budget:
     crown_iters: int = 20
     time_limit: float = 10.0
     node_limit: int = 2000
+    exact_time: float | None = None
 
     def options(self, name):
         """Options of the attack ``name`` under this budget."""
@@ -264,6 +268,9 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
     options = {s.name: s.check_options(budget.options(s.name)) for s in specs}
     do_exact = _exact_radii(exact, grid)
     caps = model.capabilities
+    # A closed-form worst case answers every point exactly: no attack needed (attribution
+    # still runs them, to compare).
+    closed = certify and p in caps.exact
     can_certify = certify and (p in caps.exact or p in caps.certify)
     can_exact = p in caps.exact or p in caps.solve
     if do_exact.any() and not can_exact:
@@ -282,7 +289,7 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
         clean = model.correct(X, y, check_input=False)
         witness_norm[~clean] = 0.0
         broken = ~clean                     # broken at the current radius (monotone)
-        mn = [s for s in specs if s.kind == "min-norm"]
+        mn = [s for s in specs if s.kind == "min-norm" and (attribution or not closed)]
         mn_radius = np.full(N, np.inf)
         for s in mn:  # one run for the whole curve
             delta, _ = s.radii(model, X, y, p, seed=streams[-1], **options[s.name])
@@ -318,6 +325,17 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
                         raise SoundnessError(f"points {bad} have a re-checked witness and a "
                                              f"certificate at eps={eps}")
                 certified_prev = cert
+                if closed and not attribution:
+                    # Exact by the closed form: uncertified points are broken (their
+                    # minimum is <= 0), with a re-checked witness where the model gives one.
+                    shut = clean & ~broken & ~cert
+                    by_exact[i, shut] = by_exact[i, cert] = True
+                    broken = broken | shut
+                    verdict[i, broken] = BROKEN
+                    verdict[i, cert & ~broken] = CERTIFIED
+                    if bar is not None:
+                        bar.update(1)
+                    continue
                 start_broken = broken.copy()
                 by_gradient = np.zeros(N, dtype=bool)
                 for j, s in enumerate(others):
@@ -345,6 +363,7 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
                         ex = _verify.exact_margin(model, X[todo], y[todo], eps, p,
                                                   time_limit=budget.time_limit,
                                                   node_limit=budget.node_limit, decide=True,
+                                                  total_time=budget.exact_time,
                                                   check_input=False)
                         bk, ct = todo[ex.broken], todo[ex.certified & ~ex.broken]
                         broken[bk] = True

@@ -21,6 +21,7 @@ import numpy as np
 from .. import attacks, metrics
 from .._linalg import row_norms
 from .._validation import check_choice, check_float, check_int, check_norm
+from ..evaluate import Budget, robustness
 from ..models import SmoothedReLUCNN, TwoLayerReLU
 from . import ilyas
 from .data import DEFAULT_BINARY, make_task, to_patches
@@ -107,8 +108,34 @@ def _seeds(seed, n):
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence([seed, 0x1A6]).spawn(n)]
 
 
+# The evaluation budget of these experiments: the strongest attacks at eval_steps, the
+# certificate where the model has one (theorylab.evaluate).
+def _budget(P):
+    return Budget(pgd_steps=P["eval_steps"], apgd_iters=50, square_queries=300, fmn_steps=100,
+                  crown_iters=20)
+
+
+def _sandwich(model, X, y, P):
+    """Robust accuracy at eps_eval, both sides: {"attack", "certified", "unresolved"}."""
+    res = robustness(model, X, y, [P["eps_eval"]], P["norm"], budget=_budget(P), seed=0)
+    return {"attack": float(res.attack_accuracy[0]),
+            "certified": float(res.certified_accuracy[0]), "unresolved": int(res.unresolved[0])}
+
+
 def _robust(model, X, y, P):
+    # The attack side (no witness found by the strongest attacks): what the criteria compare.
+    return _sandwich(model, X, y, P)["attack"]
+
+
+def _probe_robust(model, X, y, P):
+    # Logged during training (the D_R / D_NR curves): PGD alone, cheap enough for every step.
     return attacks.robust_accuracy(model, X, y, P["eps_eval"], P["norm"], steps=P["eval_steps"])
+
+
+def _sides(prefix, sw):
+    return {f"{prefix}_attack": sw["attack"], f"{prefix}_certified": sw["certified"],
+            f"{prefix}_exact": sw["certified"] if sw["unresolved"] == 0 else float("nan"),
+            f"{prefix}_unresolved": sw["unresolved"]}
 
 
 def _adv_finetune(model, X, y, P, seed, attack=None, eps=None, low_rank=None):
@@ -186,10 +213,12 @@ def purification_experiment(params=None, *, seed=0, task=None):
         fit(clean, Xtr, ytr, steps=P["steps"], lr=P["lr"])
         adv = clean.copy()
         _adv_finetune(adv, Xtr, ytr, P, s_attack)
+        sw_clean, sw_adv = _sandwich(clean, Xte, yte, P), _sandwich(adv, Xte, yte, P)
         out = {"clean_accuracy": clean.accuracy(Xte, yte),
-               "robust_accuracy_clean": _robust(clean, Xte, yte, P),
+               "robust_accuracy_clean": sw_clean["attack"],
                "adv_clean_accuracy": adv.accuracy(Xte, yte),
-               "robust_accuracy_adv": _robust(adv, Xte, yte, P)}
+               "robust_accuracy_adv": sw_adv["attack"],
+               **_sides("robust_clean", sw_clean), **_sides("robust_adv", sw_adv)}
     out["robust_gain"] = out["robust_accuracy_adv"] - out["robust_accuracy_clean"]
     numbers, arrays = _principle(clean, adv, task.image_shape)
     out.update(numbers)
@@ -314,7 +343,8 @@ def robust_nonrobust_experiment(params=None, *, seed=0, task=None):
 
         def probe(model):
             return {"dr": model.accuracy(X_r, ys), "dnr": model.accuracy(X_nr, t_nr),
-                    "clean": model.accuracy(Xte, yte), "robust": _robust(model, Xte, yte, P)}
+                    "clean": model.accuracy(Xte, yte),
+                    "robust": _probe_robust(model, Xte, yte, P)}
 
         runs = {}
         for name, attack in (("std", None), ("adv", P["fresh_attack"])):
@@ -329,8 +359,11 @@ def robust_nonrobust_experiment(params=None, *, seed=0, task=None):
                "dr_residual": float(np.median(resid)),
                "dr_from_source": float(np.median(_dist(X_r, Xs) / _dist(Xs, Xs[start]))),
                "dr_from_start": float(np.median(_dist(X_r, Xs[start]) / _dist(Xs, Xs[start]))),
-               "f_std_clean": f_std.accuracy(Xte, yte), "f_std_robust": _robust(f_std, Xte, yte, P),
-               "f_rob_clean": f_rob.accuracy(Xte, yte), "f_rob_robust": _robust(f_rob, Xte, yte, P)}
+               "f_std_clean": f_std.accuracy(Xte, yte), "f_rob_clean": f_rob.accuracy(Xte, yte)}
+        for name, model in (("f_std", f_std), ("f_rob", f_rob)):
+            sw = _sandwich(model, Xte, yte, P)
+            out[f"{name}_robust"] = sw["attack"]
+            out.update(_sides(f"{name}_robust", sw))
     for name, hist in runs.items():
         for key in ("dr", "dnr", "clean", "robust"):
             out[f"{name}_{key}"] = float(hist.final[key])

@@ -14,7 +14,7 @@ _LABEL = {"clean": "clean training", "adv": "FGM adversarial training",
           "oracle": "purified oracle", "linear": "linear rule M w* (exact)"}
 
 
-def robustness_curves(grid, curves, *, norm="l2", ax=None, title=None, band=None):
+def robustness_curves(grid, curves, *, norm="l2", ax=None, title=None, band=None, lower=None):
     """Robust accuracy vs radius, one line per model.
 
     Parameters
@@ -23,9 +23,12 @@ def robustness_curves(grid, curves, *, norm="l2", ax=None, title=None, band=None
         Radii.
     curves : dict
         name -> accuracies (1-d), or -> 2-d array (seeds x radii) drawn as the
-        median with a min-max band.
+        median with a min-max band.  These are the attack side (upper).
     norm : str
         Axis label of the threat norm.
+    lower : dict, optional
+        name -> certified accuracies (same shapes): drawn dashed, with the band
+        between the certified and the attack curve hatched (what neither side settles).
     """
     fig = None
     if ax is None:
@@ -35,9 +38,17 @@ def robustness_curves(grid, curves, *, norm="l2", ax=None, title=None, band=None
         acc = np.atleast_2d(np.asarray(acc, dtype=float))
         color, ls = _STYLE.get(name, (None, "-"))
         med = np.median(acc, axis=0)
-        ax.plot(grid, med, ls, color=color, marker="o", ms=3, label=_LABEL.get(name, name))
+        line, = ax.plot(grid, med, ls, color=color, marker="o", ms=3,
+                        label=_LABEL.get(name, name))
+        color = line.get_color()
         if acc.shape[0] > 1:
             ax.fill_between(grid, acc.min(0), acc.max(0), color=color, alpha=0.15, lw=0)
+        if lower and name in lower:
+            low = np.median(np.atleast_2d(np.asarray(lower[name], dtype=float)), axis=0)
+            ax.plot(grid, low, "--", color=color, lw=1.0,
+                    label=f"{_LABEL.get(name, name)}, certified")
+            ax.fill_between(grid, low, med, facecolor="none", edgecolor=color, hatch="///",
+                            lw=0, alpha=0.5)
     ax.set_xscale("log")
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 

@@ -132,6 +132,9 @@ class ExactMargins:
     n_binary : (N,) int array
         Binaries (linf MILP) or branched neurons (l2).
     seconds : float
+    closed_form : bool
+        The answers are the model's closed-form worst case (exact by a proof, not a
+        search); where no minimiser is available there is no witness to re-check.
     """
 
     status: np.ndarray
@@ -141,11 +144,12 @@ class ExactMargins:
     has_witness: np.ndarray
     n_binary: np.ndarray
     seconds: float
+    closed_form: bool = False
 
     @property
     def broken(self):
-        """Points with a re-checked witness of margin <= 0."""
-        return self.has_witness & (self.upper <= 0)
+        """Points with a re-checked witness of margin <= 0 (or a closed-form minimum <= 0)."""
+        return (self.has_witness | self.closed_form) & (self.upper <= 0)
 
     @property
     def certified(self):
@@ -158,7 +162,7 @@ class ExactMargins:
 
 
 def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, decide=False,
-                 check_input=True):
+                 total_time=None, check_input=True):
     """Exact min over the p-ball of the margin, per point, with a witness or a status.
 
     Parameters
@@ -173,6 +177,9 @@ def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, de
         Branch-and-bound nodes per point (l2).
     decide : bool, default False
         Stop as soon as the sign of the minimum is settled (enough for a verdict).
+    total_time : float, optional
+        Seconds for all points together; points not started by then are
+        "unresolved" with bounds (-inf, inf).  Default: no limit.
 
     Returns
     -------
@@ -201,7 +208,8 @@ def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, de
         else:
             worst_upper = worst
         return ExactMargins(np.full(N, "optimal", dtype=object), worst, worst_upper, delta, has,
-                            np.zeros(N, dtype=np.int64), time.perf_counter() - t0)
+                            np.zeros(N, dtype=np.int64), time.perf_counter() - t0,
+                            closed_form=not has.all())
     if p not in caps.solve or model.kind not in SOLVERS:
         raise ValueError(f"no exact solver for {type(model).__name__} in norm {norm_name(p)} "
                          f"(capabilities.solve: {sorted(map(norm_name, caps.solve))})")
@@ -212,6 +220,9 @@ def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, de
     has = np.zeros(N, dtype=bool)
     nbin = np.zeros(N, dtype=np.int64)
     for n in range(N):
+        if total_time is not None and time.perf_counter() - t0 > total_time:
+            status[n:], lower[n:], upper[n:] = "unresolved", -np.inf, np.inf
+            break
         r = solve(model, X[n], y[n], eps, p, time_limit=time_limit, node_limit=node_limit,
                   decide=decide)
         status[n], lower[n], upper[n], nbin[n] = r.status, r.lower, r.upper, r.n_binary

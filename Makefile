@@ -22,12 +22,14 @@ check: $(STAMP)
 	$(BIN)/theorylab check --quick --seeds 3 --jobs 2 --no-fail-exit \
 		--report reports/check_report.md --json reports/check_report.json --figures figures
 
-## The test suite (Hypothesis in its deterministic `ci` profile).
+## The test suite (Hypothesis in its deterministic `ci` profile), on both cores: every
+## test is independent of the others, so the split between workers cannot change a result.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-thorough: $(STAMP)
-	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -24,6 +24,7 @@ from theorylab.plots import lower_bounds as lbp
 from theorylab.worlds import SparseCoding
 
 from . import load_checks
+from ._evaluation import evaluate
 
 __all__ = ["FAMILIES", "regenerate", "collect_curves", "collect_scaling"]
 
@@ -33,14 +34,12 @@ FP_PILOT = dict(codes="pm1", noise=0.05, width_mult=2, init_scale=None, c0=1.0, 
 
 
 def _robust(model, X, y, eps, p, world, pgd_steps=20):
+    # The attack side of the one evaluation (these curves show non-robustness; the
+    # adversarially trained network's certified side is in the fp and lb checks).
     if eps == 0:
         return float(np.mean(model.margins(X, y) > 0))
-    if p in model.capabilities.exact:
-        return float(np.mean(model.worst_case_margin(X, y, eps, p) > 0))
-    ok = model.margins(X + attacks.pgd(model, X, y, eps, p, steps=pgd_steps), y) > 0
-    ok &= model.margins(X + attacks.dense_direction(world, y, eps, p), y) > 0
-    return float(np.mean(ok))
-
+    return float(evaluate(model, X, y, [eps], p, world=world, certify=p in
+                          model.capabilities.exact).attack_accuracy[0])
 
 
 # -- lower bounds: the experiment behind figures/lb_*.png ---------------------------

@@ -44,6 +44,10 @@ def test_certified_below_exact_below_every_witness(trained, which, norm, eps):
     world, net, adv, test = trained
     if which == "random":
         model, X, y = _random_net(7)
+        if norm == 2:
+            # l2 branch and bound visits up to 2^m regions per point (~1.5 s each at
+            # eps 0.5): half the points keep the test to seconds.
+            X, y = X[:20], y[:20]
     else:
         model, X, y = (net if which == "clean" else adv), test.X[:25], test.y[:25]
     bound = verify.certified_margin(model, X, y, eps, norm)

@@ -208,6 +208,8 @@ def _exact_radii(exact, grid):
     # exact: False, True (every radius) or a sequence of grid radii.
     if isinstance(exact, (bool, np.bool_)):
         return np.full(grid.size, bool(exact))
+    if np.size(exact) == 0:
+        return np.zeros(grid.size, dtype=bool)
     want = check_grid(np.sort(np.asarray(exact, dtype=float)), "exact")
     mask = np.zeros(grid.size, dtype=bool)
     for e in want:
@@ -303,6 +305,7 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
         try:
             for i, eps in enumerate(grid):
                 eps = float(eps)
+                before = broken.copy()  # attribution attacks every point standing here
                 newly = clean & ~broken & (mn_radius <= eps * (1.0 + 1e-12))
                 for s in mn:
                     broken_by[s.name][i] = newly
@@ -336,8 +339,8 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
                     if bar is not None:
                         bar.update(1)
                     continue
-                start_broken = broken.copy()
-                by_gradient = np.zeros(N, dtype=bool)
+                start_broken = before if attribution else broken.copy()
+                by_gradient = newly.copy()  # the minimum-norm attack follows gradients too
                 for j, s in enumerate(others):
                     idx = np.flatnonzero(~start_broken if attribution else ~broken & ~cert)
                     if idx.size == 0:

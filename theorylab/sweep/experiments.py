@@ -156,16 +156,20 @@ def pipeline(seed, params):
         independent children of it.
     params : dict
         :data:`PIPELINE_DEFAULTS` overridden by the cell's parameters.  Robust
-        accuracy of a network is the worst of PGD (``pgd_steps``, from 0) and
-        the dense direction M w*, per point; the linear rule's is exact.
+        accuracy of a network comes from :func:`theorylab.evaluate.robustness`
+        (the attack side: no attack of the suite, with PGD at ``pgd_steps``,
+        broke the point; and the certified side); the linear rule's is exact.
 
     Returns
     -------
     dict
         ``radii``; per family f: ``clean_acc_f``, ``tau50_f``, ``robust_acc_f``
-        (a list over ``radii``); per trained network: ``dense_ratio_f``.
+        (attack side, a list over ``radii``), and for the networks
+        ``certified_acc_f``, ``unresolved_f``, ``tau50_certified_f``; per trained
+        network: ``dense_ratio_f``.
     """
-    from theorylab import attacks, metrics
+    from theorylab import metrics
+    from theorylab.evaluate import Budget, robustness
     from theorylab.pipelines.feature_purification import fp_base, fp_run
 
     p = dict(PIPELINE_DEFAULTS, **params)
@@ -193,14 +197,16 @@ def pipeline(seed, params):
             tau = float(max(srt[(len(m) + 1) // 2 - 1], 0.0)) if clean >= 0.5 else 0.0
         else:
             model = models[f]
-            clean = float(np.mean(model.correct(X, y)))
-            acc = []
-            for r in radii:
-                ok = model.correct(X + attacks.pgd(model, X, y, r, norm, steps=p["pgd_steps"]),
-                                    y)
-                ok &= model.correct(X + attacks.dense_direction(world, y, r, norm), y)
-                acc.append(float(np.mean(ok)))
-            tau = attacks.tau50(radii, acc, clean)
+            # The one evaluation: the attack side (every attack of the suite) and the
+            # certified side of each network.
+            res = robustness(model, X, y, radii, norm, world=world, seed=seed,
+                             budget=Budget(pgd_steps=p["pgd_steps"]))
+            clean = res.clean_accuracy
+            acc = res.attack_accuracy.tolist()
+            tau = res.tau50_attack
+            out[f"certified_acc_{f}"] = res.certified_accuracy.tolist()
+            out[f"unresolved_{f}"] = res.unresolved.tolist()
+            out[f"tau50_certified_{f}"] = res.tau50_certified
             if f != "oracle":
                 out[f"dense_ratio_{f}"] = metrics.summarize(model.W, world.w_star, M)[
                     "dense_ratio"]

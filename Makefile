@@ -20,7 +20,8 @@ $(STAMP): setup.cfg pyproject.toml
 ## is reported, not an error of the run; a check that crashes fails the target.
 check: $(STAMP)
 	$(BIN)/theorylab check --quick --seeds 3 --jobs 2 --no-fail-exit \
-		--report reports/check_report.md --json reports/check_report.json --figures figures
+		--report reports/check_report.md --json reports/check_report.json \
+		--timings reports/check_timings.json --figures figures
 
 ## The test suite (Hypothesis in its deterministic `ci` profile), on both cores: every
 ## test is independent of the others, so the split between workers cannot change a result.

@@ -21,6 +21,9 @@ def build_parser(parser=None):
     parser.add_argument("--seeds", type=int, default=3, metavar="N",
                         help="number of seeds, 0..N-1 (default 3)")
     parser.add_argument("--json", metavar="PATH", help="write results as JSON")
+    parser.add_argument("--timings", metavar="PATH",
+                        help="write the run's timings as JSON (kept out of the report and "
+                             "the --json file, which reproduce bit for bit)")
     parser.add_argument("--report", metavar="PATH", default="reports/check_report.md",
                         help="Markdown report path (default reports/check_report.md)")
     parser.add_argument("--figures", metavar="DIR", default="figures",
@@ -42,7 +45,8 @@ def main(argv=None, args=None):
 
     from . import load_checks
     from ._harness import FAIL
-    from ._runner import ERROR, format_table, run_checks, write_json, write_markdown
+    from ._runner import (ERROR, format_table, run_checks, write_json, write_markdown,
+                          write_timings)
 
     if args is None:
         args = build_parser().parse_args(argv)
@@ -68,7 +72,8 @@ def main(argv=None, args=None):
     results = run_checks(chosen, args.regime, list(range(args.seeds)),
                          figures_dir=args.figures, progress=not args.quiet, jobs=args.jobs)
     print(format_table(results))
-    for path, writer in ((args.report, write_markdown), (args.json, write_json)):
+    for path, writer in ((args.report, write_markdown), (args.json, write_json),
+                         (args.timings, write_timings)):
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             writer(results, path)

@@ -230,17 +230,23 @@ def format_table(results):
     return "\n".join(lines)
 
 
+def _is_timing(key):
+    # Wall-clock seconds change on every run: kept out of the reproducible report.
+    return key == "seconds" or key.startswith("seconds_")
+
+
 def _result_dict(r):
     return {
         "id": r.check.id, "paper": r.check.paper, "claim": r.check.claim,
         "provenance": r.check.provenance, "regime": r.regime,
         "params": to_jsonable(r.check.regimes[r.regime]), "seeds": r.seeds,
-        "verdict": r.verdict, "reason": r.reason, "seconds": r.seconds,
+        "verdict": r.verdict, "reason": r.reason,
         "criteria": [{"criterion": c.criterion.describe(), "kind": c.criterion.kind,
                       "reason": c.criterion.reason, "values": to_jsonable(c.values),
                       "status": c.status} for c in r.criteria],
-        "measurements": to_jsonable([{k: v for k, v in m.items() if k != "extra"}
-                                   for m in r.measurements]),
+        "measurements": to_jsonable([{k: v for k, v in m.items()
+                                      if k != "extra" and not _is_timing(k)}
+                                     for m in r.measurements]),
         "figure": r.figure_path, "notes": r.check.notes, "error": r.error,
     }
 
@@ -257,10 +263,26 @@ def _environment():
 
 
 def write_json(results, path):
-    """Write every result (measurements per seed, criteria, verdicts) as JSON."""
+    """Write every result (measurements per seed, criteria, verdicts) as JSON.
+
+    Timings are left out (see :func:`write_timings`): the same seeds give the same
+    file, bit for bit, whatever the run's speed or ``jobs``.
+    """
     with open(path, "w") as fh:
         json.dump({"environment": _environment(),
                    "results": [_result_dict(r) for r in results]}, fh, indent=2)
+
+
+def write_timings(results, path):
+    """Write the run's timings: seconds per check and every ``seconds*`` measurement.
+
+    Kept apart from the report and the JSON, which must reproduce bit for bit.
+    """
+    rows = [{"id": r.check.id, "seconds": r.seconds,
+             "per_seed": [{k: v for k, v in m.items() if _is_timing(k)}
+                          for m in r.measurements]} for r in results]
+    with open(path, "w") as fh:
+        json.dump({"environment": _environment(), "results": to_jsonable(rows)}, fh, indent=2)
 
 
 def _cell(text):
@@ -305,7 +327,7 @@ def _other_measurements(result):
                 for side in _SIDES}
     keys = [k for k, v in first.items()
             if k != "extra" and k not in judged and k not in sandwich
-            and not k.startswith("seconds")
+            and not _is_timing(k)
             and isinstance(v, (int, float, np.number))
             and not isinstance(v, bool)]
     parts = []
@@ -324,11 +346,10 @@ def write_markdown(results, path):
     out.append("")
     out.append("Provenance tags: [C] the paper's claim (confirmed from its abstract/talks); "
                "[D] derived or reconstructed in theorylab's spec, not the paper's statement.")
-    out += ["", "Times include the shared training runs, charged to the first check of a "
-            "regime that needs them.", "", "| check | verdict | tag | time (s) |",
-            "|---|---|---|---|"]
-    out += [f"| {r.check.id} | **{r.verdict}** | {r.check.provenance} | {r.seconds:.1f} |"
-            for r in results]
+    out += ["", "Timings change from run to run and are not in this report "
+            "(`theorylab check --timings PATH` writes them).", "",
+            "| check | verdict | tag |", "|---|---|---|"]
+    out += [f"| {r.check.id} | **{r.verdict}** | {r.check.provenance} |" for r in results]
     base = os.path.dirname(os.path.abspath(path))
     for r in results:
         out += ["", f"## {r.check.id}: {r.verdict}", "",

@@ -92,3 +92,34 @@ def test_check_runs_use_one_blas_thread(monkeypatch):
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[1]"
+
+
+@pytest.mark.slow
+def test_report_json_reproduces_bit_for_bit(tmp_path):
+    # The committed report must not change when make check runs again: same bits for the
+    # same seeds, with one or two workers, and no timings inside (they go to --timings).
+    from proofs_check._runner import write_timings
+
+    registry = load_checks()
+    runs = [([registry["fp.v3_adversarial_purifies_l2"]], TINY),
+            ([registry["img.low_rank_l2"]], {"n_train": 200, "steps": 30, "adv_steps": 20,
+                                             "m": 8, "eval_steps": 5})]
+    texts = []
+    # jobs=1 runs here, jobs=2 in fresh worker processes: two runs in two processes.
+    for jobs in (1, 2):
+        results = []
+        for checks, override in runs:
+            results += run_checks(checks, "quick", [0, 1], params_override=override, jobs=jobs,
+                                  figures_dir=str(tmp_path / "fig"))
+        write_json(results, tmp_path / "r.json")
+        write_markdown(results, tmp_path / "r.md")
+        texts.append(((tmp_path / "r.json").read_bytes(), (tmp_path / "r.md").read_bytes()))
+    assert texts[0] == texts[1]
+    data = json.loads(texts[0][0])
+    assert not any(k == "seconds" or k.startswith("seconds_")
+                   for r in data["results"] for m in [r] + r["measurements"] for k in m)
+    assert any(k.startswith("full_update_energy_r") for k in data["results"][1]["measurements"][0])
+    write_timings(results, tmp_path / "t.json")
+    t = json.loads((tmp_path / "t.json").read_text())
+    assert [r["id"] for r in t["results"]] == [r.check.id for r in results]
+    assert all(r["seconds"] > 0 for r in t["results"])

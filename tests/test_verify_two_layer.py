@@ -11,6 +11,7 @@ Every reference point lies in the ball, so a reference is always >= the true min
 """
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -401,3 +402,18 @@ def test_margin_ties_give_zero():
     out = margin(X, [-1.0, 1.0, -1.0], W, b)
     assert out.tolist() == [0.0, 0.5, 0.5] and not np.signbit(out[0])
     assert margin(X[1], -1.0, W, b) == -0.5
+
+
+def test_the_solver_writes_nothing_on_stdout(capfd):
+    # HiGHS prints a C++ debugging line on some MILPs even with disp=False: the solve
+    # silences file descriptor 1 (progress bars and piped JSON stay clean) and restores it.
+    from theorylab.verify._two_layer_exact import _c_stdout_silenced
+
+    with _c_stdout_silenced():
+        os.write(1, b"from C\n")
+    os.write(1, b"after\n")
+    assert capfd.readouterr().out == "after\n"
+    rng = np.random.default_rng(5)
+    W, x = rng.standard_normal((12, 6)), rng.standard_normal(6)
+    milp_linf(x, 1.0, W, np.full(12, 0.3), 0.2)
+    assert capfd.readouterr().out == ""

@@ -443,6 +443,7 @@ def _cmd_check(args):
     if not args.list:
         _check_output_file(args.report, "--report", make_parents=True)
         _check_output_file(args.json, "--json", make_parents=True)
+        _check_output_file(args.timings, "--timings", make_parents=True)
         check_output_dir(args.figures, "--figures")
         if args.only:
             ids = list(load_checks())

@@ -15,7 +15,10 @@ counts), certified iff ``lower > 0``.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -175,6 +178,29 @@ def _crown_start(P):
 
 # ------------------------------------------------------------------------------ linf MILP
 
+@contextlib.contextmanager
+def _c_stdout_silenced():
+    # HiGHS prints a debugging line from C++ ("HighsMipSolverData::transformNewInteger...")
+    # even with disp=False; it would break progress bars and piped output.  Only file
+    # descriptor 1 is redirected, only around one solve.
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 1)
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(null)
+    finally:
+        os.close(saved)
+
+
 def milp_linf(x, y, W, b, eps, *, time_limit=10.0, decide=False):
     """Exact ``min_{||delta||_inf <= eps} y f(x + delta)`` for one point, by a MILP.
 
@@ -247,9 +273,10 @@ def milp_linf(x, y, W, b, eps, *, time_limit=10.0, decide=False):
     S = np.abs(P.c).sum() + 2 * P.eps * d + (ub[d:] - lb[d:]).sum() + A.shape[0]
     tol = 10 * _HIGHS_TOL * (1 + S)
     remaining = max(time_limit - (time.perf_counter() - t0), 1e-3)
-    res = milp(cost, constraints=LinearConstraint(A, -np.inf, rhs), integrality=integrality,
-               bounds=Bounds(lb, ub),
-               options=dict(time_limit=remaining, mip_rel_gap=1e-9, disp=False))
+    with _c_stdout_silenced():
+        res = milp(cost, constraints=LinearConstraint(A, -np.inf, rhs),
+                   integrality=integrality, bounds=Bounds(lb, ub),
+                   options=dict(time_limit=remaining, mip_rel_gap=1e-9, disp=False))
     dual = getattr(res, "mip_dual_bound", None)
     if dual is None or not np.isfinite(dual):
         dual = res.fun if res.status == 0 and res.fun is not None else -np.inf

@@ -58,3 +58,25 @@ def test_an_upward_or_forbidden_import_breaks_a_contract(scratch, module, line, 
     assert res.returncode != 0
     broken = res.stdout.split("Broken contracts")[-1]
     assert contract in broken, res.stdout[-3000:]
+
+
+def _contract_modules(name):
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    return set(cfg[f"importlinter:contract:{name}"]["modules"].split())
+
+
+def test_every_attack_and_trainer_module_is_in_its_independence_contract():
+    # The name tables are discovered, the contracts are lists: a new attack or trainer
+    # module left out of setup.cfg would be silently outside its contract.
+    from theorylab import attacks
+    from theorylab.training import _core
+
+    registering = {spec.run.__module__ for spec in attacks.ATTACKS.values()}
+    assert registering <= _contract_modules("attacks"), sorted(registering - _contract_modules(
+        "attacks"))
+    trainers = {fn.__module__ for fn in _core._TRAINERS.values()} | {"theorylab.training.many"}
+    assert trainers <= _contract_modules("trainers"), sorted(trainers - _contract_modules(
+        "trainers"))

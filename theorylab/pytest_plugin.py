@@ -13,20 +13,12 @@ check on the seeds through :func:`theorylab.testing.assert_claim` and fails,
 showing the verdict table, unless the check PASSES.  ``-k`` selects items by
 check id as usual.
 
-Options
--------
---theorylab-checks
-    Collect the checks.
---theorylab-module PATH_OR_MODULE
-    Also load this module's checks (repeatable).
---theorylab-only ID
-    Only these ids or prefixes ending in "." (repeatable).
---theorylab-seeds N
-    Seeds 0 .. N-1 (default 3).
---theorylab-regime {quick,full}
-    Default quick.
---theorylab-allow-inconclusive
-    Count INCONCLUSIVE as a pass.
+Options: ``--theorylab-checks`` (collect the checks), ``--theorylab-module
+PATH_OR_MODULE`` (also load this module's checks; repeatable),
+``--theorylab-only ID`` (only these ids, or prefixes ending in "."; repeatable),
+``--theorylab-seeds N`` (seeds 0 .. N-1, default 3), ``--theorylab-regime
+{quick,full}`` (default quick), ``--theorylab-allow-inconclusive`` (count an
+INCONCLUSIVE verdict as a pass).
 """
 
 from __future__ import annotations

@@ -67,6 +67,17 @@ def select(patterns, registry=None):
     ------
     ValueError
         Naming the patterns that match no check, with the closest ids.
+
+    Examples
+    --------
+    >>> import proofs_check as pc
+    >>> registry = pc.load_checks()
+    >>> [c.id for c in pc.select(["fp.v1_clean_features_l2"])]
+    ['fp.v1_clean_features_l2']
+    >>> pc.select(["fp.v1_clean_feature_l2"])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown check ids ['fp.v1_clean_feature_l2'] ('fp.v1_clean_feature_l2': did you mean 'fp.v1_clean_features_l2'...?)
     """
     registry = REGISTRY if registry is None else registry
     patterns = list(patterns)

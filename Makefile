@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: check test test-thorough bench clean
+.PHONY: check test test-thorough bench docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,20 @@ test: $(STAMP)
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
+## The documentation site (Sphinx, numpydoc, PyData theme, an executed sphinx-gallery of
+## examples/gallery/): docs/_build/html, warnings are errors.  Its dependencies are the
+## `docs` extra, installed here only: `make check` and `make test` do not need them.
+DOCS_STAMP := $(VENV)/.docs-stamp
+$(DOCS_STAMP): $(STAMP) setup.cfg
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html -j 1 docs docs/_build/html
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .numba_cache .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .numba_cache .pytest_cache .hypothesis build *.egg-info docs/_build \
+		docs/api docs/auto_examples docs/sg_execution_times.rst

@@ -16,6 +16,10 @@ def build_parser(parser=None):
     mode.add_argument("--full", dest="regime", action="store_const", const="full",
                       help="the spec's regime: tens of minutes")
     parser.set_defaults(regime="quick")
+    parser.add_argument("--module", action="append", default=[], metavar="PATH_OR_MODULE",
+                        help="also load the checks a Python file or an importable module "
+                             "registers with proofs_check.register (repeatable); installed "
+                             "packages' checks (entry points 'theorylab.checks') load anyway")
     parser.add_argument("--only", nargs="+", metavar="ID",
                         help="run only these check ids (a prefix such as 'fp.' selects a group)")
     parser.add_argument("--seeds", type=int, default=3, metavar="N",
@@ -36,42 +40,60 @@ def build_parser(parser=None):
                              "the table and report); a check that raises still exits 1")
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print the traceback of every check that raised")
     return parser
+
+
+def list_checks(registry, file=None):
+    """Print one line per check: id, provenance tag, where it came from, claim."""
+    from ._harness import SOURCES
+
+    width = max((len(cid) for cid in registry), default=10)
+    srcs = {cid: (SOURCES[cid].describe() if cid in SOURCES else "?") for cid in registry}
+    swidth = max((len(s) for s in srcs.values()), default=10)
+    for cid, c in registry.items():
+        print(f"{cid:<{width}}  {c.provenance}  {srcs[cid]:<{swidth}}  {c.claim}", file=file)
+
+
+def print_errors(results, verbose, file=None):
+    """After the table: each check that raised, with its traceback if ``verbose``."""
+    from ._harness import ERROR
+
+    for r in results:
+        if r.verdict == ERROR and r.error:
+            if verbose:
+                print(f"\n--- {r.check.id} raised:\n{r.error.rstrip()}", file=file)
+            else:
+                print(f"{r.check.id}: {r.reason} (--verbose for the traceback)", file=file)
 
 
 def main(argv=None, args=None):
     """Run the checks; exit status 1 if any check FAILS or raises."""
     import os
 
-    from . import load_checks
-    from ._harness import FAIL
-    from ._runner import (ERROR, format_table, run_checks, write_json, write_markdown,
-                          write_timings)
+    from . import load_all, select
+    from ._harness import ERROR, FAIL
+    from ._runner import format_table, run_checks, write_json, write_markdown, write_timings
 
     if args is None:
         args = build_parser().parse_args(argv)
     if args.seeds < 1 or args.jobs < 1:
         print("error: --seeds and --jobs must be >= 1", file=sys.stderr)
         return 2
-    registry = load_checks()
+    try:
+        registry = load_all(args.module)
+        chosen = select(args.only) if args.only else list(registry.values())
+    except ValueError as exc:
+        print(f"error: {exc}; see --list", file=sys.stderr)
+        return 2
     if args.list:
-        for cid, c in registry.items():
-            print(f"{cid:<32} {c.provenance}  {c.claim}")
+        list_checks(registry)
         return 0
-    if args.only:
-        chosen = [c for cid, c in registry.items()
-                  if any(cid == o or (o.endswith(".") and cid.startswith(o)) for o in args.only)]
-        unknown = [o for o in args.only
-                   if not any(cid == o or (o.endswith(".") and cid.startswith(o))
-                              for cid in registry)]
-        if unknown:
-            print(f"error: unknown check ids {unknown}; see --list", file=sys.stderr)
-            return 2
-    else:
-        chosen = list(registry.values())
     results = run_checks(chosen, args.regime, list(range(args.seeds)),
                          figures_dir=args.figures, progress=not args.quiet, jobs=args.jobs)
     print(format_table(results))
+    print_errors(results, args.verbose, file=sys.stderr)
     for path, writer in ((args.report, write_markdown), (args.json, write_json),
                          (args.timings, write_timings)):
         if path:

@@ -13,20 +13,28 @@ several seeds into a verdict:
   the whole check INCONCLUSIVE, with the reason: the regime cannot test the
   claim, so the claim criteria are reported but not judged;
 * otherwise the check FAILS if any claim criterion fails, else it is
-  INCONCLUSIVE if any criterion is, else it PASSES.
+  INCONCLUSIVE if any criterion is, else it PASSES;
+* a criterion whose key *no* seed measured is an ERROR, and so is the check:
+  that is a mistake in the check (a typo in the key, a measurement the run
+  forgot), not a property of the claim, and the reason says which measured key
+  was probably meant.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import math
 import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
 __all__ = ["Criterion", "Check", "CriterionResult", "CheckResult", "evaluate", "register",
-           "REGISTRY", "PASS", "FAIL", "INCONCLUSIVE"]
+           "REGISTRY", "SOURCES", "PASS", "FAIL", "INCONCLUSIVE", "ERROR"]
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+#: The verdict of a check that raised, or whose criteria name a key no seed measured.
+ERROR = "ERROR"
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
@@ -157,8 +165,17 @@ def evaluate(check, measurements):
     results : list of CriterionResult
     """
     n = len(measurements)
+    measured = sorted({k for m in measurements for k in m if k != "extra"})
     results = []
     for crit in check.criteria:
+        if n and not any(crit.key in m for m in measurements):
+            close = difflib.get_close_matches(crit.key, measured, n=3)
+            hint = (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close
+                    else f"; measured keys: {', '.join(measured) or 'none'}")
+            results.append(CriterionResult(crit, [math.nan] * n, ERROR,
+                                           f"criterion key {crit.key!r} was measured on no "
+                                           f"seed{hint}"))
+            continue
         values = [m.get(crit.key, float("nan")) for m in measurements]
         values = [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]
         if not all(_finite(v) or v in (math.inf, -math.inf) for v in values):
@@ -174,6 +191,9 @@ def evaluate(check, measurements):
         else:
             results.append(CriterionResult(crit, values, INCONCLUSIVE,
                                            f"{crit.describe()} fails on {fails}/{n} seeds"))
+    broken = [r for r in results if r.status == ERROR]
+    if broken:
+        return ERROR, "; ".join(r.reason for r in broken), results
     pre = [r for r in results if r.criterion.kind == "precondition" and r.status != PASS]
     if pre:
         return INCONCLUSIVE, "precondition not met (claim not judged): " + "; ".join(
@@ -188,11 +208,79 @@ def evaluate(check, measurements):
 
 
 REGISTRY = {}
+#: Where each registered check came from: check id -> :class:`Source`.
+SOURCES = {}
 
 
-def register(check):
-    """Add ``check`` to the registry (ids must be unique) and return it."""
-    if check.id in REGISTRY:
-        raise ValueError(f"duplicate check id {check.id!r}")
+@dataclass(frozen=True)
+class Source:
+    """Where a check was registered from, and how a worker process gets it again.
+
+    ``kind`` is ``"theorylab"`` (theorylab's own checks), ``"entry point"`` (an
+    installed package's entry point of the group ``theorylab.checks``; ``target``
+    is its name), ``"module"`` (``theorylab check --module``; ``target`` is the
+    path or dotted name given) or ``"register"`` (a :func:`register` call outside
+    any loader; ``target`` is the module of the check's ``run``).
+    """
+
+    kind: str
+    target: str = ""
+    label: str = ""
+
+    def describe(self):
+        if self.kind == "theorylab":
+            return "theorylab"
+        return f"{self.kind} {self.label or self.target}"
+
+    @property
+    def reloadable(self):
+        """Whether a fresh process can register the check again from this source."""
+        return self.kind != "register" or self.target not in ("__main__", "", None)
+
+
+_LOADING = []
+
+
+@contextlib.contextmanager
+def loading_from(source):
+    """Attribute the checks registered inside the block to ``source``."""
+    _LOADING.append(source)
+    try:
+        yield
+    finally:
+        _LOADING.pop()
+
+
+def register(check, *, replace=False):
+    """Add ``check`` to the registry and return it.
+
+    Parameters
+    ----------
+    check : Check
+    replace : bool, default False
+        Replace a check already registered under the same id (re-running a
+        notebook cell that defines a check) instead of raising.
+
+    Raises
+    ------
+    ValueError
+        If the id is taken and ``replace`` is false.
+    """
+    if check.id in REGISTRY and not replace:
+        raise ValueError(f"duplicate check id {check.id!r} (already registered from "
+                         f"{_describe(check.id)}); pass replace=True to replace it")
+    module = getattr(check.run, "__module__", "") or ""
+    if _LOADING:
+        source = _LOADING[-1]
+    elif module.startswith(__name__.rsplit(".", 1)[0] + "."):
+        source = Source("theorylab")
+    else:
+        source = Source("register", module)
     REGISTRY[check.id] = check
+    SOURCES[check.id] = source
     return check
+
+
+def _describe(check_id):
+    source = SOURCES.get(check_id)
+    return source.describe() if source is not None else "an unknown source"

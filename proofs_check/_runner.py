@@ -12,11 +12,11 @@ import numpy as np
 
 from theorylab._json import to_jsonable
 
-from ._harness import FAIL, INCONCLUSIVE, PASS, CheckResult, CriterionResult, evaluate
+from ._harness import (ERROR, FAIL, INCONCLUSIVE, PASS, SOURCES, CheckResult, CriterionResult,
+                       evaluate)
+from ._papers import PAPERS
 
 __all__ = ["run_checks", "format_table", "write_json", "write_markdown", "ERROR"]
-
-ERROR = "ERROR"
 
 
 def _one_blas_thread():
@@ -33,18 +33,25 @@ def _one_blas_thread():
     return limit_threads(blas_threads=1)
 
 
-def _worker_init():
+def _worker_init(sources=()):
     # One Numba thread and one BLAS thread per worker: the workers themselves fill the cores.
+    # Users' checks (entry points, --module files) are registered again from their sources.
     from theorylab._kernels.threads import limit_process_threads
 
+    from ._loading import reload_sources
+
     limit_process_threads(1, 1)
+    reload_sources(sources)
 
 
-def _run_seed(check_ids, regime, seed, params_override):
-    """Run the given checks for one seed in this process; measurements or tracebacks."""
+def _run_seed(check_ids, regime, seed, params_override, checks=None):
+    """Run the given checks for one seed in this process; measurements or tracebacks.
+
+    ``checks`` (id -> Check) defaults to the registry (workers know checks by id only).
+    """
     from . import load_checks
 
-    registry = load_checks()
+    registry = checks if checks is not None else load_checks()
     out = {}
     for cid in check_ids:
         check = registry[cid]
@@ -101,7 +108,7 @@ def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None
     if jobs <= 1:
         with _one_blas_thread():
             for seed in seeds:
-                _, per_seed[seed] = _run_seed(ids, regime, seed, params_override)
+                _, per_seed[seed] = _run_seed(ids, regime, seed, params_override, by_id)
                 if bar is not None:
                     bar.update(len(ids))
         runs = {cid: [per_seed[s][cid] for s in seeds] for cid in ids}
@@ -118,8 +125,10 @@ def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None
     # idle for a third of the run (quick, 3 seeds, 2 jobs: 149 s wall for 230 s CPU).
     tasks = [(s, group) for group in _task_groups(ids) for s in seeds]
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                             initializer=_worker_init) as pool:
+    sources = sorted({SOURCES[c] for c in ids if c in SOURCES and SOURCES[c].kind != "theorylab"},
+                     key=lambda s: (s.kind, s.target))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(sources,)) as pool:
         futures = [pool.submit(_run_seed, group, regime, s, params_override)
                    for s, group in tasks]
         drawing = {}
@@ -202,8 +211,9 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
         measurements = [r[1] for r in runs if r[0] == "ok"]
         error = errors[0] if errors else None
         if error is not None:
+            last = error.strip().splitlines()[-1] if error.strip() else "an exception"
             res = CheckResult(check, regime, list(seeds), measurements, [], ERROR,
-                              "the check raised an exception", seconds, error=error)
+                              f"the check raised {last}", seconds, error=error)
         else:
             verdict, reason, crit = evaluate(check, measurements)
             res = CheckResult(check, regime, list(seeds), measurements, crit, verdict, reason,
@@ -262,6 +272,13 @@ def _environment():
             "machine": platform.machine(), "cpus": os.cpu_count()}
 
 
+def _papers(results):
+    # The papers of the checks that ran, in order of first appearance, with the full
+    # reference where theorylab knows it (a user's check names its own paper).
+    return [{"paper": p, "reference": PAPERS.get(p, "")}
+            for p in dict.fromkeys(r.check.paper for r in results)]
+
+
 def write_json(results, path):
     """Write every result (measurements per seed, criteria, verdicts) as JSON.
 
@@ -269,7 +286,7 @@ def write_json(results, path):
     file, bit for bit, whatever the run's speed or ``jobs``.
     """
     with open(path, "w") as fh:
-        json.dump({"environment": _environment(),
+        json.dump({"environment": _environment(), "papers": _papers(results),
                    "results": [_result_dict(r) for r in results]}, fh, indent=2)
 
 
@@ -340,7 +357,10 @@ def _other_measurements(result):
 
 def write_markdown(results, path):
     """A Markdown report: per check, the claim, regime, criteria vs measurements, verdict, figure."""
-    out = ["# theorylab theorem-check report", ""]
+    out = ["# theorylab theorem-check report", "", "Papers whose claims were checked:", ""]
+    out += [f"- {p['paper']}" + (f": {p['reference']}" if p["reference"] else "")
+            for p in _papers(results)]
+    out.append("")
     env = _environment()
     out.append("Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
     out.append("")

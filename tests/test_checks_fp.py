@@ -74,4 +74,7 @@ def test_verdict_rules():
     assert evaluate(check, [{"a": 2.0, "b": 1.0}])[0] == "INCONCLUSIVE"   # precondition
     assert evaluate(check, [{"a": 0.0, "b": 1.0}])[0] == "INCONCLUSIVE"   # not judged
     assert evaluate(check, [{"a": float("nan"), "b": 0.0}])[0] == "INCONCLUSIVE"
-    assert evaluate(check, [{"b": 0.0}])[0] == "INCONCLUSIVE"
+    # missing on some seeds: not judged; missing on every seed: a mistake in the check
+    assert evaluate(check, [ok, {"b": 0.0}])[0] == "INCONCLUSIVE"
+    verdict, reason, _ = evaluate(check, [{"b": 0.0}, {"b": 0.0}])
+    assert verdict == "ERROR" and "'a' was measured on no seed" in reason

@@ -73,7 +73,7 @@ def test_check_runs_use_one_blas_thread(monkeypatch):
 
     seen = []
 
-    def spy(ids, regime, seed, override):
+    def spy(ids, regime, seed, override, checks=None):
         seen.append({lib["num_threads"] for lib in threadpool_info()
                      if lib["user_api"] == "blas"})
         return seed, {cid: ("ok", {}, 0.0) for cid in ids}

@@ -110,6 +110,32 @@ def _world_args(p):
     g.add_argument("--world-seed", type=int, default=0, help="seed of M and w* (default 0)")
 
 
+_NOTICE_SHOWN = []
+
+
+# About how many kernels each command compiles on a cold cache (the whole check suite:
+# 56 of 62 in the tests' warm-up; one check or one training run: about 10).
+_KERNELS_USED = {"train": 10, "attack": 15, "verify": 20, "check": 50, "plot": 50}
+
+
+def _compiling_notice(args):
+    """Say once per process that kernels are about to compile (a cold Numba cache).
+
+    The CLI only: library calls stay silent.  Nothing under ``--quiet``; on stderr.
+    """
+    if _NOTICE_SHOWN or getattr(args, "quiet", False):
+        return
+    from theorylab._kernels.cache import cold_cache_notice
+
+    _NOTICE_SHOWN.append(True)
+    uses = _KERNELS_USED.get(args.command, None)
+    if args.command == "check" and getattr(args, "only", None):
+        uses = 15
+    text = cold_cache_notice(uses)
+    if text:
+        print(f"theorylab: {text}", file=sys.stderr, flush=True)
+
+
 def _check_output_file(path, option, **kw):
     from theorylab.sweep.cli import check_output_file
 
@@ -164,6 +190,7 @@ def _cmd_train(args):
     _check_output_file(args.save, "--save")
     world = SparseCoding(args.d, args.k, noise=args.noise, codes=args.codes,
                          dictionary=args.dictionary, seed=args.world_seed)
+    _compiling_notice(args)
     if args.init:
         model = load(args.init)
         if not isinstance(model, TwoLayerReLU):
@@ -285,6 +312,7 @@ def _cmd_attack(args):
     p = check_norm(args.norm)
     grid = args.eps or _default_grid(p)
     test = world.sample(args.n, args.seed)
+    _compiling_notice(args)
     if args.certify or args.exact:
         return _attack_sandwich(args, model, world, test, grid, p)
     kw = {"steps": args.steps} if args.attack == "pgd" else {}
@@ -395,6 +423,7 @@ def _cmd_verify(args):
         test = world.sample(n, args.seed)
         X, y = test.X, test.y
         where = f"of {world!r}"
+    _compiling_notice(args)
     res = robustness(model, X, y, args.eps, args.norm, certify=True, exact=args.exact,
                      world=world if known else None, seed=args.seed,
                      attribution=args.attribution, progress=not args.quiet)
@@ -434,23 +463,30 @@ def _add_check(sub):
 
 
 def _cmd_check(args):
-    from proofs_check import load_checks
+    from proofs_check import load_all, select
     from proofs_check.__main__ import main as check_main
     from theorylab.sweep.cli import check_output_dir
 
     if args.seeds < 1 or args.jobs < 1:
         raise ValueError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
+    for spec in args.module:
+        if not spec.strip():
+            raise ValueError("--module: empty path or module name")
+    try:
+        load_all(args.module)
+    except ValueError as exc:
+        raise ValueError(f"--{exc}" if str(exc).startswith("module ") else str(exc)) from exc
     if not args.list:
         _check_output_file(args.report, "--report", make_parents=True)
         _check_output_file(args.json, "--json", make_parents=True)
         _check_output_file(args.timings, "--timings", make_parents=True)
         check_output_dir(args.figures, "--figures")
         if args.only:
-            ids = list(load_checks())
-            unknown = [o for o in args.only
-                       if not any(c == o or (o.endswith(".") and c.startswith(o)) for c in ids)]
-            if unknown:
-                raise ValueError(f"unknown check ids {unknown}; see theorylab check --list")
+            try:
+                select(args.only)
+            except ValueError as exc:
+                raise ValueError(f"{exc}; see theorylab check --list") from exc
+        _compiling_notice(args)
     return check_main(args=args)
 
 
@@ -564,6 +600,7 @@ def _cmd_plot(args):
     from theorylab.sweep.cli import check_output_dir
 
     check_output_dir(args.outdir, "OUTDIR")
+    _compiling_notice(args)
     for path in regenerate(args.plot_command, args.outdir, quick=args.quick):
         print(path)
     return 0

@@ -1,6 +1,23 @@
-"""Hypothesis strategies for theorylab's worlds, models, radii, norms and gradients.
+"""Testing helpers for your CI: claims as assertions, and Hypothesis strategies.
 
-A test helper for theorylab's own property suites *and for yours*::
+Claims as assertions
+--------------------
+:func:`assert_claim` runs a theorem check (theorylab's, an installed
+package's, or your own :class:`proofs_check.Check`) on a few seeds and fails
+with the verdict table unless it PASSES::
+
+    from theorylab.testing import assert_claim
+
+    def test_my_claim():
+        assert_claim("user.linear_fgm_is_exact", seeds=3, modules=["examples/my_claim.py"])
+
+The pytest plugin :mod:`theorylab.pytest_plugin` collects every registered
+check as a test item instead (``pytest --theorylab-checks``).
+
+Hypothesis strategies
+---------------------
+Strategies for theorylab's worlds, models, radii, norms and gradients, used
+by theorylab's own property suites *and meant for yours*::
 
     from hypothesis import given
     from theorylab import testing as tt
@@ -50,6 +67,7 @@ from .worlds import SparseCoding
 from .worlds.sparse_coding import CODES, DICTIONARIES
 
 __all__ = [
+    "assert_claim",
     "NORMS", "DUAL", "ROW_KINDS", "SCALES",
     "dual_exponent", "lp_norms",
     "seeds", "sizes", "dimensions", "sparsities", "noise_levels", "world_params", "worlds",
@@ -440,3 +458,63 @@ def profile_from_environment(environ=None):
     if name:
         return name
     return "ci" if env.get("CI", "").strip() not in ("", "0", "false") else "dev"
+
+
+# -- claims as assertions ---------------------------------------------------------------
+
+def assert_claim(check_or_id, seeds=3, regime="quick", *, modules=(), params=None,
+                 allow_inconclusive=False):
+    """Run one theorem check and raise ``AssertionError`` unless it PASSES.
+
+    Parameters
+    ----------
+    check_or_id : proofs_check.Check or str
+        A check, or the id of a registered one (theorylab's checks, the
+        installed packages' entry points and ``modules`` are loaded first).
+    seeds : int or sequence of int, default 3
+        ``n`` means seeds ``0 .. n-1``; the verdict rules are those of
+        ``theorylab check`` (a criterion must hold on every seed to PASS).
+    regime : {"quick", "full"}, default "quick"
+    modules : iterable of str, optional
+        Paths or dotted names of modules that register checks
+        (as ``theorylab check --module``).
+    params : dict, optional
+        Merged into the check's parameters (e.g. a smaller ``n`` in CI).
+    allow_inconclusive : bool, default False
+        Accept INCONCLUSIVE too (a regime too small to judge the claim).
+
+    Returns
+    -------
+    proofs_check.CheckResult
+        The result, when the check passed.
+
+    Raises
+    ------
+    AssertionError
+        With the verdict table (criteria against the measured values, per
+        seed summary) and, if the check raised, its traceback.
+    ValueError
+        For an unknown id or bad ``seeds`` / ``regime``, before anything runs.
+
+    Examples
+    --------
+    >>> from theorylab.testing import assert_claim
+    >>> result = assert_claim("user.linear_fgm_is_exact",
+    ...                       modules=["examples/my_claim.py"])  # doctest: +SKIP
+    >>> result.verdict  # doctest: +SKIP
+    'PASS'
+    """
+    import proofs_check as pc
+
+    pc.load_all(modules)
+    results = pc.run([check_or_id], regime=regime, seeds=seeds, jobs=1,
+                     params_override=params)
+    result = results[0]
+    accepted = {pc.PASS, pc.INCONCLUSIVE} if allow_inconclusive else {pc.PASS}
+    if result.verdict not in accepted:
+        message = (f"claim {result.check.id} is {result.verdict} ({regime} regime, seeds "
+                   f"{result.seeds}): {result.check.claim}\n{pc.format_table(results)}")
+        if result.error:
+            message += "\n\n" + result.error.rstrip()
+        raise AssertionError(message)
+    return result

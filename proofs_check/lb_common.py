@@ -20,13 +20,14 @@ import numpy as np
 
 from theorylab.evaluate import BROKEN, CERTIFIED
 from theorylab.models import LinearClassifier, PolynomialClassifier
-from theorylab.pipelines.lower_bounds import (LEARNERS, IdentityWorld, PurifiedSeparable, build,
+from theorylab.pipelines.lower_bounds import (ADVERSARIAL, LEARNERS, IdentityWorld,
+                                              PurifiedSeparable, adversarially_trained, build,
                                               child_seed, hash_tag, purified_worst_margins,
                                               reference, soft_threshold_q)
 
-from ._evaluation import evaluate
+from ._evaluation import evaluate, sandwich
 
-__all__ = ["LEARNERS", "build", "soft_threshold_q", "robust_correct", "robust_curve",
+__all__ = ["LEARNERS", "ADVERSARIAL", "adversarially_trained", "robust_sandwich", "build", "soft_threshold_q", "robust_correct", "robust_curve",
            "IdentityWorld", "PurifiedSeparable", "evaluated_exactly",
            "purified_worst_margins", "reference", "child_seed", "hash_tag", "loglog_slope",
            "tau50_bisect"]
@@ -62,6 +63,22 @@ def robust_correct(model, X, y, eps, norm, world=None, *, side="attack", exact=F
     res = evaluate(model, X, y, [eps], p, world=world, exact_at=(eps,) if exact else (),
                    seed=seed, certify=side == "certified" or closed)
     return res.verdict[0] == CERTIFIED if side == "certified" else res.verdict[0] != BROKEN
+
+
+def robust_sandwich(model, X, y, eps, world=None, *, name="robust", seed=0):
+    """The sandwich ``<name>_attack/_certified/_exact/_unresolved`` at radius ``eps`` (linf).
+
+    Exact where the model has a closed form (linear, separable with M = I), the
+    model's certificate where :mod:`theorylab.verify` has one (the frozen-gate
+    NTK), and the whole attack suite (with the dense direction when ``world``
+    is given) on what remains; the certified side is NaN where no certificate
+    exists (the polynomial-kernel machine, the analytic NTK).
+    """
+    caps = model.capabilities
+    exact = (eps,) if np.inf in caps.exact else ()
+    res = evaluate(model, X, y, [eps], np.inf, world=world, exact_at=exact, seed=seed,
+                   certify=bool({np.inf} & (caps.exact | caps.certify)))
+    return sandwich(name, res, eps)
 
 
 def robust_curve(model, X, y, grid, norm, world=None, *, side="attack", exact=False, seed=0,

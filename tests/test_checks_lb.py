@@ -34,7 +34,8 @@ SAME = dict(reference="purified", d=64, k=4, noise=0.05, c1=0.5, n_test=400,
             grid=[0.01, 0.02, 0.04, 0.06, 0.08], bisect=2, n_eval=400, n_pgd=100, pgd_steps=5,
             pgd_steps_learners=5, n_train=500, n_kernel=300, m_ntk=32, degree=3,
             learners=("linear",), scale_up=4, poly_learners=("poly_oracle",), poly_ds=(65536,),
-            n_poly=100)
+            n_poly=100, n_adv=60, adv_epochs=1, adv_steps=3, adv_inner=5,
+            adv_large_d=("linear", "separable"))
 TINY = {
     "lb.same_radius_linf": (SAME, {"learners": ("purified",)}),
     "lb.same_radius_poly_linf": (SAME, {"poly_learners": ("purified",)}),
@@ -80,6 +81,36 @@ def test_control_passes_with_the_honest_learner_on_the_same_tiny_params(cid):
     check = CHECKS[cid]
     verdict, reason, _ = evaluate(check, [check.run(0, dict(base))])
     assert verdict == PASS, (cid, verdict, reason)
+
+
+def test_same_radius_fails_when_only_adversarial_training_makes_a_learner_robust(monkeypatch):
+    # The check judges on the better of clean and adversarial training: a family whose
+    # adversarial training (only) returns a secretly robust rule must fail it.
+    from proofs_check import lb_same_radius
+
+    def robust_after_training(name, model, world, train, eps, **kw):
+        return lb.PurifiedSeparable(world.w_star), None
+
+    monkeypatch.setattr(lb_same_radius.lb, "adversarially_trained", robust_after_training)
+    base, _ = TINY["lb.same_radius_linf"]
+    check = CHECKS["lb.same_radius_linf"]
+    out = check.run(0, dict(base))
+    assert out["linear_robust"] < 0.1 < out["linear_adv_robust"]
+    assert out["linear_best_robust"] == out["linear_adv_robust"]
+    assert evaluate(check, [out])[0] == FAIL
+
+
+def test_same_radius_reports_both_trainings_and_the_constant_rule():
+    base, _ = TINY["lb.same_radius_linf"]
+    out = CHECKS["lb.same_radius_linf"].run(0, dict(base))
+    for key in ("linear_robust", "linear_adv_robust", "linear_adv_clean", "linear_best_robust",
+                "linear_robust_large_d", "linear_adv_robust_large_d", "max_any_robust"):
+        assert key in out, key
+    # At tau* the exact adversarial optimum of a linear rule is the constant rule: it keeps
+    # the class sign(b) (robust = clean), does not classify, and is not judged.
+    assert out["linear_adv_robust"] == out["linear_adv_clean"]
+    assert out["linear_best_robust"] == out["linear_robust"]
+    assert "FGSM at eps_train=0.04" in CHECKS["lb.same_radius_linf"].notes
 
 
 def test_ntk_width_fails_when_only_the_widest_ntk_is_broken():

@@ -25,6 +25,10 @@ __all__ = [
     "code_second_moment",
     "linear_robust_bound",
     "linear_failure_radius",
+    "separable_robust_bound",
+    "noise_shrink_probability",
+    "ntk_dead_zone_reach",
+    "ntk_robust_bound",
     "ntk_failure_radius",
     "purified_radius",
     "polynomial_failure_radius",
@@ -53,7 +57,7 @@ def code_second_moment(codes="pm1", code_low=0.1):
 
 
 def linear_robust_bound(k, d, tau, *, sigma=0.0, norm=2, density=None, codes="pm1",
-                        code_low=0.1):
+                        code_low=0.1, intercept=False):
     """Upper bound on the robust accuracy of any linear rule sign(<u, x>), spec 3.3(ii). [D]
 
     Robust-correctness at radius tau needs |<u, x>| >= tau ||u||_q (q dual to
@@ -68,6 +72,13 @@ def linear_robust_bound(k, d, tau, *, sigma=0.0, norm=2, density=None, codes="pm
     The bound is for the product code law and b = 0 as in the spec; tie
     resampling (which conditions on <w*, z> != 0) can raise E<u, z>^2 by at
     most the factor 1 / (1 - :func:`tie_probability`).
+
+    ``intercept=True``: rules sign(<u, x> + b) with any b.  The class y = -sign(b)
+    is robust-correct only where -y <u, x> >= tau ||u||_q + |b| >= tau ||u||_q, so
+    Markov bounds it as before, while the class y = sign(b) may all survive (the
+    constant rule u = 0 keeps it at every radius): robust acc <= 1/2 + the bound
+    (labels are symmetric in the world, z -> -z flips y).  This is the bound that
+    holds for adversarially trained rules, whose optimum at large tau is u = 0.
 
     Returns
     -------
@@ -85,7 +96,155 @@ def linear_robust_bound(k, d, tau, *, sigma=0.0, norm=2, density=None, codes="pm
         rho = 1.0
     if tau == 0:
         return 1.0
-    return min(1.0, second / (d * tau ** 2 * rho))
+    return min(1.0, (0.5 if intercept else 0.0) + second / (d * tau ** 2 * rho))
+
+
+def noise_shrink_probability(d, sigma, t):
+    """Union bound on P(||xi||_inf > t) for xi ~ N(0, sigma^2 / d I): min(1, 2 d Phi(-t sqrt(d)/sigma)). [D]
+
+    Used to carry a noise-free linf bound to noisy points: if ||xi||_inf <= t, the
+    ball of radius tau - t around the code z lies inside the ball of radius tau
+    around x = z + xi, so robustness at x implies robustness at z with radius tau - t.
+    """
+    d = check_int("d", d, 1)
+    sigma = check_float("sigma", sigma, 0.0)
+    t = check_float("t", t, 0.0)
+    if sigma == 0:
+        return 0.0
+    return min(1.0, 2.0 * d * float(scipy.stats.norm.sf(t * math.sqrt(d) / sigma)))
+
+
+def separable_robust_bound(C, degrees, k, tau, *, sigma=0.0, tie=0.0, intercept=True,
+                           n_shrink=32):
+    """Upper bound on the linf robust accuracy of one separable odd polynomial (M = I). [D]
+
+    f(x) = b + sum_j q_j(x_j), q_j(t) = sum_e C[e, j] t^e over odd powers e, on the
+    +-1-code world with M = I.  Holds for *every* coefficient array and intercept,
+    so for every trained member, clean or adversarial.
+
+    Proof sketch (noise-free first).  Let S be the active coordinates of z.  Each
+    q_j is odd, so q_j(z_j) = a_j z_j with a_j = q_j(1), and f(z) = b + <a, z>.  On
+    an inactive coordinate (z_j = 0) the interval [-tau, tau] contains +-tau, where
+    q_j takes +-|q_j(tau)|, so the box moves f down by at least and up by at least
+    sum_{j not in S} |q_j(tau)| = m(tau) - sum_{j in S} |q_j(tau)|, m(tau) = sum_j
+    |q_j(tau)|.  A point of the class y = -sign(b) (either class if b = 0) survives
+    only if |<a, z>| > that amount, i.e. |<a, z>| + sum_{j in S} |q_j(tau)| > m(tau).
+    Markov with E|<a, z>| <= sqrt(E <a, z>^2) = sqrt(k/d) ||a||_2 and
+    E sum_{j in S} |q_j(tau)| = (k/d) m(tau) (both divided by 1 - ``tie`` for the
+    world's tie resampling), and the class y = sign(b) bounded by 1/2 (symmetric
+    labels), give
+
+        robust acc <= 1/2 + (sqrt(k ||a||^2 / (d (1 - tie))) + k m(tau) / (d (1 - tie))) / m(tau).
+
+    Noise xi ~ N(0, sigma^2/d I): robustness at x with radius tau implies robustness
+    at z with radius tau - t when ||xi||_inf <= t (:func:`noise_shrink_probability`),
+    so the bound at tau is min over t in (0, tau) of P(||xi||_inf > t) + the
+    noise-free bound at tau - t (``n_shrink`` values of t).  For the oracle cubic
+    (a = w*, q_j(tau) = tau^3) it is 1/2 + sqrt(k)/(d tau^3) + k/d: the failure
+    radius (sqrt(k)/d)^(1/3) of spec 3.3(v), now for every member.
+
+    Parameters
+    ----------
+    C : ndarray (E, d)
+    degrees : sequence of E odd ints
+    k : float
+        Expected number of active codes.
+    tau : float
+        linf radius > 0.
+    sigma : float, default 0
+    tie : float, default 0
+        :func:`tie_probability` of the world (the conditioning of tie resampling).
+    intercept : bool, default True
+        False for b = 0 (then the 1/2 is not needed).
+    n_shrink : int, default 32
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    C = np.atleast_2d(np.asarray(C, dtype=np.float64))
+    degrees = np.asarray(degrees, dtype=np.int64).ravel()
+    if degrees.size != C.shape[0] or np.any(degrees % 2 == 0) or np.any(degrees < 1):
+        raise ValueError(f"degrees must be {C.shape[0]} odd positive ints, got {degrees}")
+    if not np.isfinite(C).all():
+        raise ValueError("C must be finite")
+    d = C.shape[1]
+    k = check_float("k", k, 1.0, float(d))
+    tau = check_float("tau", tau, 0.0, low_open=True)
+    sigma = check_float("sigma", sigma, 0.0)
+    tie = check_float("tie", tie, 0.0, 1.0, high_open=True)
+    n_shrink = check_int("n_shrink", n_shrink, 1)
+    a = C.sum(axis=0)
+    base = 0.5 if intercept else 0.0
+
+    def noise_free(r):
+        mass = float(np.abs((r ** degrees[:, None]) * C).sum(axis=0).sum())
+        if mass == 0:
+            return 1.0
+        return base + (math.sqrt(k * float(a @ a) / (d * (1 - tie))) + k * mass / (d * (1 - tie))) \
+            / mass
+
+    if sigma == 0:
+        return min(1.0, noise_free(tau))
+    ts = tau * np.arange(1, n_shrink + 1) / (n_shrink + 1)
+    return min(1.0, min(noise_shrink_probability(d, sigma, float(t)) + noise_free(tau - t)
+                        for t in ts))
+
+
+def ntk_dead_zone_reach(X, W0, b0, tau):
+    """Per point, whether the linf ball of radius tau meets the gates' dead zone, and a witness. [D]
+
+    The dead zone of frozen two-sided gates g_i(x) = 1{|<w0_i, x>| > b0_i} is
+    Z = {x': |W0 x'| <= b0}, where every gate is closed.  One LP per point
+    (HiGHS): find delta with ||delta||_inf <= tau and |W0 (x + delta)| <= b0.
+
+    Returns
+    -------
+    reach : (N,) bool
+    delta : (N, d) array
+        A witness where ``reach`` (zeros elsewhere).
+    """
+    import scipy.optimize
+
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    W0 = np.asarray(W0, dtype=np.float64)
+    b0 = np.asarray(b0, dtype=np.float64)
+    tau = check_float("tau", tau, 0.0)
+    if W0.ndim != 2 or W0.shape[1] != X.shape[1] or b0.shape != (W0.shape[0],):
+        raise ValueError(f"W0 must be (m, {X.shape[1]}) and b0 (m,), got {W0.shape}, {b0.shape}")
+    A = np.vstack([W0, -W0])
+    reach = np.zeros(X.shape[0], dtype=bool)
+    delta = np.zeros_like(X)
+    for n, x in enumerate(X):
+        u = W0 @ x
+        # A small inner margin (1e-9 b0) so that rounding cannot leave a gate open.
+        slack = b0 * (1 - 1e-9)
+        res = scipy.optimize.linprog(np.zeros(X.shape[1]), A_ub=A,
+                                     b_ub=np.concatenate([slack - u, slack + u]),
+                                     bounds=[(-tau, tau)] * X.shape[1], method="highs")
+        if res.status == 0:
+            reach[n], delta[n] = True, np.clip(res.x, -tau, tau)
+    return reach, delta
+
+
+def ntk_robust_bound(reach_fraction):
+    """linf robust accuracy of the frozen-gate NTK with *any* head V and intercept b. [D]
+
+    Proof sketch.  f(x) = b + sum_i g_i(x) <v_i, x> with g_i(x) = 1{|<w0_i, x>| > b0_i}
+    frozen at init.  If the ball around x meets the dead zone Z = {|W0 x'| <= b0}
+    (:func:`ntk_dead_zone_reach`), there f = b whatever V is, so x is robust-correct
+    only if y b > 0: a point of the class y = -sign(b) survives only if its ball
+    misses Z.  With symmetric labels,
+
+        robust acc <= 1/2 + P(ball misses Z) = 1/2 + (1 - reach fraction),
+
+    and per sample, exactly, #robust <= #{y = sign b} + #{ball misses Z}.  The
+    bound depends on the gates only (the init), not on the head: it is as strong
+    as the dead zone is reachable, which grows with d at fixed k (each gate's
+    pre-activation moves by tau ||w0_i||_1 ~ tau d against |<w0_i, z>| ~ sqrt(k)).
+    """
+    r = check_float("reach_fraction", reach_fraction, 0.0, 1.0)
+    return min(1.0, 0.5 + (1.0 - r))
 
 
 def linear_failure_radius(k, d, norm=2):

@@ -25,7 +25,7 @@ import numpy as np
 from ._jit import jit, n_chunks, prange
 
 __all__ = ["separable_scores", "separable_slopes", "separable_weight_gradient",
-           "separable_worst_margins", "poly_gram", "poly_predict"]
+           "separable_worst_margins", "separable_worst_points", "poly_gram", "poly_predict"]
 
 _BLOCK = 512
 
@@ -123,6 +123,34 @@ def separable_worst_margins(T, y, C, degrees, b, crit, ncrit, eps):
                     best = min(best, yr * _poly_at(C, degrees, j, t))
             total += best
         out[r] = total
+    return out
+
+
+@jit(parallel=True)
+def separable_worst_points(T, y, C, degrees, crit, ncrit, eps):
+    """The minimiser t + delta of y f over the box |delta_j| <= eps (separable f).
+
+    Same candidates as :func:`separable_worst_margins` (interval ends, interior
+    critical points), same order and strict comparisons, so y f at the returned
+    points is that function's minimum.
+    """
+    n, d = T.shape
+    out = np.empty_like(T)
+    for r in prange(n):
+        yr = y[r]
+        for j in range(d):
+            lo = T[r, j] - eps
+            hi = T[r, j] + eps
+            vlo = yr * _poly_at(C, degrees, j, lo)
+            vhi = yr * _poly_at(C, degrees, j, hi)
+            best, arg = (vlo, lo) if vlo <= vhi else (vhi, hi)
+            for q in range(ncrit[j]):
+                t = crit[j, q]
+                if lo < t < hi:
+                    v = yr * _poly_at(C, degrees, j, t)
+                    if v < best:
+                        best, arg = v, t
+            out[r, j] = arg
     return out
 
 

@@ -39,8 +39,8 @@ def dual_norm(w, p):
     return float(np.abs(w).max()) if w.size else 0.0
 
 
-def lbfgs(fun, x0, *, max_iter, tol):
-    """Minimise ``fun(x) -> (value, grad)`` with SciPy's L-BFGS-B.
+def lbfgs(fun, x0, *, max_iter, tol, bounds=None):
+    """Minimise ``fun(x) -> (value, grad)`` with SciPy's L-BFGS-B (``bounds``: optional box).
 
     Raises ``FloatingPointError`` if the objective stops being finite (never
     returns NaN parameters silently).
@@ -58,7 +58,7 @@ def lbfgs(fun, x0, *, max_iter, tol):
                                      "increase the regularisation")
         return value, grad
 
-    res = scipy.optimize.minimize(wrapped, x0, jac=True, method="L-BFGS-B",
+    res = scipy.optimize.minimize(wrapped, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                                   options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-15})
     return res.x, {"n_iter": int(res.nit), "converged": bool(res.success),
                    "objective": float(res.fun), "message": str(res.message)}

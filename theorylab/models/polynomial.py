@@ -225,6 +225,15 @@ class PolynomialClassifier(BinaryModel):
 
     # -- the exact linf attack (separable, M = I) -------------------------------
     def _critical_points(self):
+        if self._crit is None and self.degrees.tolist() == [1, 3]:
+            # The cubic, vectorised (adversarial training recomputes this at every step):
+            # q' = C1 + 3 C3 t^2 has the real roots +-sqrt(-C1 / (3 C3)) when that is >= 0.
+            c1, c3 = self.C
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s = np.where(c3 != 0, -c1 / (3.0 * np.where(c3 != 0, c3, 1.0)), -1.0)
+            real = s >= 0
+            r = np.sqrt(np.where(real, s, 0.0))
+            self._crit = (np.stack([-r, r], axis=1), np.where(real, 2, 0).astype(np.int64))
         if self._crit is None:
             cols = {}
             roots = []
@@ -259,6 +268,37 @@ class PolynomialClassifier(BinaryModel):
             X, y = self.check_Xy(X, y)
         crit, ncrit = self._critical_points()
         return _k.separable_worst_margins(X, y, self.C, self.degrees, self.b, crit, ncrit, eps)
+
+    def set_coefficients(self, C, b):
+        """Replace the separable coefficients and intercept (validated; caches reset)."""
+        if self.form != "separable":
+            raise ValueError(f"set_coefficients needs form='separable', got {self.form!r}")
+        self.C = check_array("C", C, ndim=2, shape=self.C.shape, dtype=np.float64).copy()
+        self.b, self._crit = check_float("b", b), None
+        return self
+
+    def worst_case_points(self, X, y, eps, *, check_input=True):
+        """The points x + delta of the linf box where y f is smallest (separable, M = I).
+
+        ``y f`` there equals :meth:`worst_case_margin` (the same candidates per
+        coordinate): the exact inner maximisation of adversarial training.
+        """
+        eps = check_float("eps", eps, 0.0)
+        if np.inf not in self.capabilities.exact:
+            raise ValueError("worst_case_points: only separable polynomials with M = I "
+                             f"(form={self.form!r})")
+        if check_input:
+            X, y = self.check_Xy(X, y)
+        crit, ncrit = self._critical_points()
+        return _k.separable_worst_points(X, y, self.C, self.degrees, crit, ncrit, eps)
+
+    def gram(self, X, Y=None):
+        """The kernel matrix (gamma <x, x'> + coef0)^D of the kernel form (Y defaults to X)."""
+        if self.form != "kernel":
+            raise ValueError(f"gram needs form='kernel', got {self.form!r}")
+        X = self.check_X(X)
+        Y = X if Y is None else self.check_X(Y, "Y")
+        return _k.poly_gram(X, Y, self.degree, self.gamma, self.coef0)
 
     # -- persistence -------------------------------------------------------
     def save(self, path):

@@ -15,11 +15,12 @@ import numpy as np
 
 from ..models import LinearClassifier, NTKClassifier, PolynomialClassifier, TwoLayerReLU
 from ..models._base import BinaryModel, Capabilities
+from ..training import adversarial_kernel, adversarial_logistic, adversarial_separable
 from ..worlds import SparseCoding
 from .feature_purification import PARAMETERS as _FP_PARAMETERS
 from .feature_purification import fp_run
 
-__all__ = ["LEARNERS", "build", "soft_threshold_q", "PurifiedSeparable", "purified_worst_margins",
+__all__ = ["LEARNERS", "ADVERSARIAL", "build", "adversarially_trained", "soft_threshold_q", "PurifiedSeparable", "purified_worst_margins",
            "reference", "child_seed", "hash_tag", "IdentityWorld"]
 
 LEARNERS = ("linear", "linear_oracle", "separable", "poly_kernel", "poly_oracle", "poly_soft",
@@ -78,6 +79,46 @@ def build(name, world, train, *, degree=3, m=256, n_kernel=2000, seed=0, reg=1e-
     if world.identity:
         return PurifiedSeparable(world.w_star)
     return TwoLayerReLU.purified(world)
+
+
+# How each learner is trained adversarially (``adversarially_trained``); the fixed rules
+# (the Bayes linear rule, the oracle polynomials) have no training to strengthen.
+ADVERSARIAL = {"linear": "exact adversarial logistic loss (convex, L-BFGS-B to optimality)",
+               "separable": "exact inner maximisation (per-coordinate closed form), L-BFGS",
+               "poly_kernel": "dual coefficients, PGD + dense examples recomputed each epoch",
+               "ntk": "head V (frozen gates), PGD + dense examples recomputed each epoch",
+               "ntk_relu": "head V (frozen gates), PGD + dense examples recomputed each epoch",
+               "ntk_analytic": "dual coefficients, PGD + dense examples recomputed each epoch",
+               "purified": "none (the mutation tests' secretly robust learner stays itself)"}
+
+
+def adversarially_trained(name, model, world, train, eps, *, n_kernel=2000, n_adv=None,
+                          epochs=6, steps=10, inner_iter=10, seed=0, l2=1e-4):
+    """The learner ``name`` (already fitted clean: ``model``) trained adversarially at ``eps``.
+
+    The strongest training we have for its family (:data:`ADVERSARIAL`,
+    :mod:`theorylab.training.baselines`), started from a copy of the clean fit.
+    Kernel machines train on the first ``n_adv`` (default all ``n_kernel``) points
+    of their support set.  Returns ``(model, history)``; ``model`` is a new object.
+    """
+    import copy
+
+    if name not in ADVERSARIAL:
+        raise ValueError(f"name must be one of {sorted(ADVERSARIAL)}, got {name!r}")
+    if name == "purified":
+        return model, None
+    model = copy.deepcopy(model)
+    X, y = train.X, train.y
+    if name == "linear":
+        return model, adversarial_logistic(model, X, y, eps, l2=l2)
+    if name == "separable":
+        if not world.identity:
+            raise ValueError("separable adversarial training needs the identity dictionary")
+        return model, adversarial_separable(model, X, y, eps, l2=l2, max_iter=200)
+    n = min(n_kernel, X.shape[0]) if n_adv is None else min(n_adv, n_kernel, X.shape[0])
+    return model, adversarial_kernel(model, X[:n], y[:n], eps, attack=("pgd", "dense"),
+                                     world=world, epochs=epochs, steps=steps,
+                                     inner_iter=inner_iter, l2=l2, seed=seed)
 
 
 class PurifiedSeparable(BinaryModel):

@@ -118,20 +118,29 @@ def same_radius_bars(results):
         ax.set_xlabel("dimension d (fixed k)")
         ax.set_ylabel("robust accuracy at tau*")
     else:
-        names = [k[:-len("_robust")] for k in r0 if k.endswith("_robust")
-                 and not k.startswith(("ref", "max"))]
-        keys = ["ref_robust"] + [f"{n}_robust" for n in names]
-        big = [None] + [f"{n}_robust_large_d" for n in names]
-        x = np.arange(len(keys))
-        for off, ks, label, color in [(-0.2, keys, "network's d", "tab:blue"),
-                                      (0.2, big, "4x larger d", "tab:orange")]:
-            vals = np.array([[r.get(k, np.nan) if k else np.nan for k in ks] for r in results])
+        names = list(r0.get("extra", {}).get("learners", [])) or [
+            k[:-len("_robust")] for k in r0 if k.endswith("_robust")
+            and not k.startswith(("ref", "max")) and not k.endswith(("_adv_robust",
+                                                                      "_best_robust"))]
+        x = np.arange(len(names) + 1)
+        # Clean- and adversarially trained, at the network's d and at the larger d.
+        series = [(-0.3, ["ref_robust"] + [f"{n}_robust" for n in names], "clean-trained, d",
+                   "tab:blue"),
+                  (-0.1, ["ref_robust"] + [f"{n}_adv_robust" for n in names],
+                   "adversarially trained, d", "tab:cyan"),
+                  (0.1, [None] + [f"{n}_robust_large_d" for n in names],
+                   "clean-trained, 4x d", "tab:orange"),
+                  (0.3, [None] + [f"{n}_adv_robust_large_d" for n in names],
+                   "adversarially trained, 4x d", "tab:red")]
+        for off, ks, label, color in series:
+            vals = np.array([[r.get(k, np.nan) if k else np.nan for k in ks] for r in results],
+                            dtype=float)
             # Column-wise median of the finite values (the reference has no large-d bar).
             med = np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan
                             for c in vals.T])
-            bars = ax.bar(x + off, np.nan_to_num(med), width=0.4, color=color, label=label)
+            bars = ax.bar(x + off, np.nan_to_num(med), width=0.2, color=color, label=label)
             ax.bar_label(bars, labels=["" if not np.isfinite(v) else f"{v:.2f}" for v in med],
-                         fontsize=6)
+                         fontsize=5)
         ax.set_xticks(x, ["network"] + names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("robust accuracy at tau*")
         ax.axhline(0.1, color="0.6", lw=0.8, ls=":")

@@ -4,6 +4,9 @@
 (:func:`train_two_layer` for :class:`~theorylab.models.TwoLayerReLU`,
 :func:`train_cnn` for :class:`~theorylab.models.SmoothedReLUCNN`); every
 trainer runs the one loop of :mod:`theorylab.training._core`.
+:mod:`.baselines` holds the adversarial trainers of the lower-bound baselines
+(exact adversarial logistic regression, exact inner maximisation for separable
+polynomials, attack-based epochs for kernel machines).
 :func:`train_many` runs a batch of independent full-batch two-layer runs with
 the whole loop compiled.
 """
@@ -14,13 +17,15 @@ import inspect
 
 from ._core import (History, ThresholdSchedule, TrainingDiverged, register_trainer, run_steps,
                     trainer_for)
+from .baselines import adversarial_kernel, adversarial_logistic, adversarial_separable
 from .cnn import adversarial_examples, feature_summary, logit_decomposition, train_cnn
 from .many import ManyRuns, train_many
 from .two_layer import train_two_layer
 
 __all__ = ["train", "train_two_layer", "train_cnn", "train_many", "ManyRuns", "ThresholdSchedule",
            "History", "TrainingDiverged", "register_trainer", "run_steps", "adversarial_examples",
-           "feature_summary", "logit_decomposition"]
+           "feature_summary", "logit_decomposition", "adversarial_logistic",
+           "adversarial_separable", "adversarial_kernel"]
 
 
 def train(model, world, *, steps, lr=None, adversarial=None, eps=None, norm=None,

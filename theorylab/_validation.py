@@ -22,6 +22,7 @@ __all__ = [
     "check_binary_labels",
     "check_dtype",
     "check_instance",
+    "check_protocol",
     "check_callable",
     "check_memory",
     "memory_limit",
@@ -176,6 +177,19 @@ def check_instance(name, value, types):
         types = types if isinstance(types, tuple) else (types,)
         raise ValueError(f"{name} must be a {' or '.join(t.__name__ for t in types)}, "
                          f"got {type(value).__name__}")
+    return value
+
+
+def check_protocol(name, value, attributes, what):
+    """``value`` if it has every attribute in ``attributes`` (duck-typed arguments).
+
+    For parameters that accept any object shaped like ``what`` (e.g. an O(n d)
+    stand-in for a world); a None, a string or a number is the same ValueError.
+    """
+    missing = [a for a in attributes if not hasattr(value, a)]
+    if missing:
+        raise ValueError(f"{name} must be a {what} (with {', '.join(attributes)}), got "
+                         f"{type(value).__name__}")
     return value
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import (check_binary_labels, check_dtype, check_float, check_instance,
-                           check_norm)
-from ..worlds import SparseCoding
+from .._validation import (check_binary_labels, check_dtype, check_float, check_norm,
+                           check_protocol)
 from ._registry import Attack, register
 
 __all__ = ["dense_direction"]
@@ -18,7 +17,7 @@ def dense_direction(world, y, eps, norm, *, dtype=np.float64):
     The direction along which clean training accumulates its dense mixtures; it
     does not look at the model, only at the world's label direction.
     """
-    check_instance("world", world, SparseCoding)
+    check_protocol("world", world, ("label_direction",), "sparse-coding world")
     p = check_norm(norm, allowed=(2.0, np.inf))
     eps = check_float("eps", eps, 0.0)
     dtype = check_dtype("dtype", dtype)

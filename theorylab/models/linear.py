@@ -20,9 +20,8 @@ import numpy as np
 import scipy.optimize
 
 from .._kernels import linear as _k
-from .._validation import (check_array, check_choice, check_float, check_instance, check_int,
-                           check_memory, check_norm)
-from ..worlds import SparseCoding
+from .._validation import (check_array, check_choice, check_float, check_int, check_memory,
+                           check_norm, check_protocol)
 from ._base import BinaryModel, Capabilities, save_npz
 
 __all__ = ["LinearClassifier", "dual_norm", "lbfgs"]
@@ -119,7 +118,7 @@ class LinearClassifier(BinaryModel):
     @classmethod
     def oracle(cls, world):
         """The Bayes-direction rule w = M w*, b = 0 (spec 3.3(ii)): the best-aligned linear rule."""
-        check_instance("world", world, SparseCoding)
+        check_protocol("world", world, ("d", "label_direction"), "sparse-coding world")
         return cls(world.d, w=world.label_direction)
 
     # -- training ----------------------------------------------------------

@@ -24,9 +24,8 @@ import numpy as np
 
 from .._kernels import polynomial as _k
 from .._kernels.relu_net import logistic
-from .._validation import (check_array, check_choice, check_float, check_instance, check_int,
-                           check_memory, check_norm)
-from ..worlds import SparseCoding
+from .._validation import (check_array, check_choice, check_float, check_int, check_memory,
+                           check_norm, check_protocol)
 from ._base import BinaryModel, Capabilities, save_npz
 from .linear import lbfgs
 from .ntk import KERNEL_SOLVERS, fit_kernel
@@ -133,7 +132,7 @@ class PolynomialClassifier(BinaryModel):
         q : dict {odd power: coefficient}, optional
             Any odd polynomial q, e.g. ``{1: -0.5, 3: 1.5}``.
         """
-        check_instance("world", world, SparseCoding)
+        check_protocol("world", world, ("d", "w_star", "identity", "M"), "sparse-coding world")
         if q is None:
             q = {_check_degree(degree): 1.0}
         if not isinstance(q, dict) or not q:

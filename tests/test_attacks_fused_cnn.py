@@ -144,8 +144,11 @@ def test_nan_weight_raises_on_both_paths(monkeypatch, norm, fused):
     model, X, y = _problem(2 * B + 19, np.float64)
     model.W[1, 2, 3] = np.nan
     monkeypatch.setitem(attacks._core._COMPILED, "enabled", fused)
-    with pytest.raises(ValueError, match="gradient contains NaN or infinite values"):
+    with pytest.raises(ValueError, match=r"SmoothedReLUCNN\.W holds NaN"):
         attacks.pgd(model, X, y, 0.5, norm, steps=3)
+    # On validated arrays (a training step's attack) the gradient policy still holds.
+    with pytest.raises(ValueError, match="gradient contains NaN or infinite values"):
+        attacks.get("pgd").run(model, X, y, 0.5, float(norm), steps=3)
 
 
 @pytest.mark.parametrize("linf", [True, False])

@@ -6,7 +6,9 @@ allowed range, before any work starts.
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 
 import numpy as np
 
@@ -18,9 +20,16 @@ __all__ = [
     "check_norm",
     "check_array",
     "check_binary_labels",
+    "check_dtype",
+    "check_instance",
+    "check_protocol",
+    "check_callable",
+    "check_memory",
+    "memory_limit",
     "as_generator",
     "norm_name",
 ]
+
 
 _NORM_ALIASES = {
     "2": 2.0, "l2": 2.0, 2: 2.0, 2.0: 2.0,
@@ -72,7 +81,9 @@ def check_choice(name, value, choices):
 def check_norm(norm, allowed=(2.0, np.inf, 1.0), name="norm"):
     """Normalise a norm spec (2, 'l2', 'inf', np.inf, 1, ...) to 2.0, inf or 1.0."""
     try:
-        p = _NORM_ALIASES[norm.lower() if isinstance(norm, str) else norm]
+        # True == 1 as a dict key: a bool is never a norm (it would select l1).
+        p = (None if isinstance(norm, (bool, np.bool_))
+             else _NORM_ALIASES[norm.lower() if isinstance(norm, str) else norm])
     except (KeyError, TypeError):
         p = None
     if p is None or p not in allowed:
@@ -89,8 +100,9 @@ def norm_name(p):
 def check_array(name, X, *, ndim, shape=None, dtype=None, allow_empty=False):
     """Validate a finite floating array and return it C-contiguous.
 
-    ``shape`` may contain ``None`` for free axes.  ``dtype`` forces a dtype
-    (float64 when None and the input is not already float32/float64).
+    ``shape`` may contain ``None`` for free axes; ``ndim=None`` takes any number of
+    dimensions >= 1.  ``dtype`` forces a dtype (float64 when None and the input is
+    not already float32/float64).
     """
     try:
         arr = np.asarray(X)
@@ -98,8 +110,9 @@ def check_array(name, X, *, ndim, shape=None, dtype=None, allow_empty=False):
         raise ValueError(f"{name} must be array-like: {exc}") from exc
     if arr.dtype.kind not in "fiub":
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if (arr.ndim != ndim) if ndim is not None else arr.ndim < 1:
+        raise ValueError(f"{name} must have {ndim or 'at least 1'} dimensions, got shape "
+                         f"{arr.shape}")
     if shape is not None:
         for axis, (want, got) in enumerate(zip(shape, arr.shape)):
             if want is not None and want != got:
@@ -141,3 +154,77 @@ def as_generator(rng_or_seed, name="seed"):
         f"{name} must be a non-negative int, a numpy SeedSequence or a Generator, "
         f"got {rng_or_seed!r}"
     )
+
+
+def check_dtype(name, dtype, allowed=("float64", "float32")):
+    """The NumPy scalar type of ``dtype`` if its name is in ``allowed`` (ValueError otherwise).
+
+    Anything NumPy cannot read as a dtype (``"foo"``, ``None`` means float64 to NumPy
+    and is refused here too) is the same ValueError, never NumPy's TypeError.
+    """
+    try:
+        dt = None if dtype is None else np.dtype(dtype)
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dt.name not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {dtype!r}")
+    return dt.type
+
+
+def check_instance(name, value, types):
+    """``value`` if it is an instance of ``types`` (a class or a tuple of classes)."""
+    if not isinstance(value, types):
+        types = types if isinstance(types, tuple) else (types,)
+        raise ValueError(f"{name} must be a {' or '.join(t.__name__ for t in types)}, "
+                         f"got {type(value).__name__}")
+    return value
+
+
+def check_protocol(name, value, attributes, what):
+    """``value`` if it has every attribute in ``attributes`` (duck-typed arguments).
+
+    For parameters that accept any object shaped like ``what`` (e.g. an O(n d)
+    stand-in for a world); a None, a string or a number is the same ValueError.
+    """
+    missing = [a for a in attributes if not hasattr(value, a)]
+    if missing:
+        raise ValueError(f"{name} must be a {what} (with {', '.join(attributes)}), got "
+                         f"{type(value).__name__}")
+    return value
+
+
+def check_callable(name, value):
+    """``value`` if it is None or callable."""
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be callable or None, got {type(value).__name__}")
+    return value
+
+
+def memory_limit():
+    """Bytes one array may take: the machine's physical memory (1 TiB if unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+def _bytes_text(n):
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def check_memory(name, shape, dtype=np.float64, copies=1):
+    """Refuse, before allocating, work whose ``copies`` arrays of ``shape`` exceed memory.
+
+    ``name`` is the parameter (or parameters) that set the size; the message states
+    the memory the request would need and the limit (:func:`memory_limit`).
+    """
+    need = copies * np.dtype(dtype).itemsize * math.prod(int(s) for s in shape)
+    limit = memory_limit()
+    if need > limit:
+        raise ValueError(f"{name}: {tuple(int(s) for s in shape)} {np.dtype(dtype).name} would "
+                         f"need {_bytes_text(need)} of memory, more than the "
+                         f"{_bytes_text(limit)} of this machine")
+    return need

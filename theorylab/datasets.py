@@ -162,42 +162,174 @@ def load_mnist(path, split="train"):
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"{found['images']} and {found['labels']}: expected (n, h, w) images "
                          f"and (n,) labels, got {images.shape} and {labels.shape}")
-    return ImageSet(images.astype(np.float64) / 255.0, labels.astype(np.int64), "mnist")
+    images = _check_pixels(found["images"], images)
+    labels = _check_labels(found["labels"], labels, 0, 9)
+    return ImageSet(images.astype(np.float64) / 255.0, labels, "mnist")
 
 
 # -- CIFAR-10 (python pickles) ---------------------------------------------
 
+class _NDArray:
+    """What the name ``numpy.ndarray`` resolves to: a marker, never instantiated."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("numpy.ndarray may only be named by _reconstruct")
+
+
+class _DtypeStub:
+    """A dtype as the pickle describes it (``numpy.dtype('u1', False, True)`` + state)."""
+
+    def __init__(self, spec, align=False, copy=True):
+        if isinstance(spec, bytes):
+            spec = spec.decode("latin1")
+        if not isinstance(spec, str):
+            raise pickle.UnpicklingError(f"dtype spec must be a string, got {type(spec).__name__}")
+        self.spec, self.order = spec, "|"
+
+    def __setstate__(self, state):
+        # (version, byte order, subdtype, names, fields, elsize, alignment, flags)
+        if isinstance(state, tuple) and len(state) >= 2 and isinstance(state[1], (str, bytes)):
+            self.order = state[1].decode("latin1") if isinstance(state[1], bytes) else state[1]
+
+    def name(self):
+        return self.spec
+
+
+class _ArrayStub:
+    """An array's description (shape, dtype, raw bytes), held without building the array.
+
+    ``numpy.core.multiarray._reconstruct`` followed by ``__setstate__`` is how a
+    protocol-2 pickle (the CIFAR files) writes an array; ``_frombuffer`` is what
+    protocol 5 writes.  Building a real ndarray from the file's shape would let a
+    tiny pickle allocate any amount of uninitialised memory, so the loader only
+    records the description and checks it against the bytes actually present.
+    """
+
+    def __init__(self, shape=None, dtype=None, fortran=False, raw=None):
+        self.shape, self.dtype, self.fortran, self.raw = shape, dtype, fortran, raw
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("malformed ndarray state")
+        self.shape, self.dtype, self.fortran, self.raw = state[-4:]
+
+
+def _reconstruct(cls, shape, typecode):
+    if cls is not _NDArray:
+        raise pickle.UnpicklingError("_reconstruct may only build numpy.ndarray")
+    return _ArrayStub()
+
+
+def _frombuffer(buf, dtype, shape, order):
+    return _ArrayStub(shape, dtype, order == "F", bytes(buf))
+
+
+def _latin1(obj, encoding="latin1"):
+    # Python 3 writes bytes in protocol 2 as _codecs.encode(str, 'latin1').
+    if not isinstance(obj, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("_codecs.encode is allowed only for latin1 strings")
+    return obj.encode("latin1")
+
+
+def _empty_bytes(*args):
+    # Python 3 writes b"" in protocol 2 as bytes(): only the empty call is allowed.
+    if args:
+        raise pickle.UnpicklingError("bytes() is allowed only without arguments")
+    return b""
+
+
+def _scalar(dtype, raw):
+    # A numpy integer scalar (a label written as np.int64): its value from the raw bytes.
+    if (not isinstance(dtype, _DtypeStub) or not isinstance(raw, bytes)
+            or dtype.spec.lstrip("<>|=") not in ("i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8")
+            or len(raw) != int(dtype.spec.lstrip("<>|=")[1:])):
+        raise pickle.UnpicklingError("only integer numpy scalars are allowed")
+    return int.from_bytes(raw, "big" if dtype.order == ">" else "little",
+                          signed=dtype.spec.lstrip("<>|=")[0] == "i")
+
+
 def _allowed_globals():
     # The only names a CIFAR-10 batch pickle refers to (python 2's cPickle of a dict
-    # holding a uint8 array), plus what python 3 / numpy 2 write for the same data.
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray, numeric
-    import _codecs
-
-    table = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-             ("_codecs", "encode"): _codecs.encode}
+    # holding a uint8 array, numpy.core) plus what python 3 / numpy 2 write for the same
+    # data (numpy._core, _codecs.encode, _frombuffer); each resolves to a stand-in above.
+    table = {("numpy", "ndarray"): _NDArray, ("numpy", "dtype"): _DtypeStub,
+             ("_codecs", "encode"): _latin1, ("__builtin__", "bytes"): _empty_bytes,
+             ("builtins", "bytes"): _empty_bytes}
     for mod in ("numpy.core", "numpy._core"):
-        table[(f"{mod}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        table[(f"{mod}.multiarray", "scalar")] = multiarray.scalar
-        if hasattr(numeric, "_frombuffer"):
-            table[(f"{mod}.numeric", "_frombuffer")] = numeric._frombuffer
+        table[(f"{mod}.multiarray", "_reconstruct")] = _reconstruct
+        table[(f"{mod}.multiarray", "scalar")] = _scalar
+        table[(f"{mod}.numeric", "_frombuffer")] = _frombuffer
     return table
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the numpy names of a CIFAR batch."""
+    """An unpickler that resolves only the stand-ins of a CIFAR batch's numpy names."""
 
-    _table = None
+    _table = _allowed_globals()
 
     def find_class(self, module, name):
-        if _RestrictedUnpickler._table is None:
-            _RestrictedUnpickler._table = _allowed_globals()
         try:
             return self._table[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed") from None
+
+
+_CIFAR_ROW = 3 * 32 * 32
+
+
+def _cifar_data(path, stub, file_size):
+    # The (n, 3072) uint8 image block from its description, checked before any copy.
+    if not isinstance(stub, _ArrayStub):
+        raise ValueError(f"{path}: entry 'data' must be a numpy array, got "
+                         f"{type(stub).__name__}")
+    shape, dtype, raw = stub.shape, stub.dtype, stub.raw
+    if not (isinstance(shape, tuple) and len(shape) == 2
+            and all(isinstance(s, int) and s >= 0 for s in shape) and shape[1] == _CIFAR_ROW):
+        raise ValueError(f"{path}: entry 'data' must have shape (n, {_CIFAR_ROW}), got {shape!r}")
+    if not isinstance(dtype, _DtypeStub) or dtype.spec.lstrip("|") != "u1":
+        raise ValueError(f"{path}: entry 'data' must be uint8 pixels, got dtype "
+                         f"{getattr(dtype, 'spec', dtype)!r}")
+    need = shape[0] * _CIFAR_ROW
+    if need > file_size or not isinstance(raw, (bytes, bytearray)) or len(raw) != need:
+        raise ValueError(f"{path}: entry 'data' says shape {shape} ({need} bytes) but holds "
+                         f"{len(raw) if isinstance(raw, (bytes, bytearray)) else 0} bytes "
+                         f"(file of {file_size} bytes)")
+    X = np.frombuffer(raw, dtype=np.uint8).reshape(shape, order="F" if stub.fortran else "C")
+    return np.ascontiguousarray(X)
+
+
+def _check_labels(path, labels, low, high, what="labels"):
+    """Integer labels in [low, high] as int64; ValueError naming the first bad record."""
+    arr = np.asarray(labels)
+    if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.ndim != 1:
+        raise ValueError(f"{path}: {what} must be a flat list of integers, got "
+                         f"{arr.dtype} of shape {arr.shape}")
+    bad = ~np.isfinite(arr) if arr.dtype.kind == "f" else np.zeros(arr.shape, bool)
+    with np.errstate(invalid="ignore"):
+        bad |= (arr < low) | (arr > high)
+        if arr.dtype.kind == "f":
+            bad |= arr != np.round(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{path}: {what}[{i}] = {arr[i].item()!r} is not an integer in "
+                         f"[{low}, {high}] ({int(bad.sum())} bad records)")
+    return arr.astype(np.int64)
+
+
+def _check_pixels(path, images, what="images"):
+    """Pixels finite and in [0, 255] (the stored 8-bit range); names the first bad image."""
+    if images.dtype.kind not in "iuf":
+        raise ValueError(f"{path}: {what} must be numeric pixels, got dtype {images.dtype}")
+    if images.dtype == np.uint8:
+        return images
+    flat = images.reshape(images.shape[0], -1)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(flat) & (flat >= 0) & (flat <= 255)).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{path}: {what}[{i}] has pixels outside [0, 255] or not finite "
+                         f"({int(bad.sum())} bad images)")
+    return images
 
 
 def _read_cifar_batch(path):
@@ -213,10 +345,14 @@ def _read_cifar_batch(path):
         raise ValueError(f"{path}: expected a dict, got {type(obj).__name__}")
     get = lambda key: obj.get(key.encode(), obj.get(key))  # noqa: E731  (bytes or str keys)
     X, y = get("data"), get("labels")
-    if not isinstance(X, np.ndarray) or y is None:
+    if X is None or y is None:
         raise ValueError(f"{path}: missing 'data' array or 'labels'")
-    y = np.asarray(y, dtype=np.int64)
-    if X.ndim != 2 or X.shape[1] != 3072 or X.shape[0] != y.shape[0]:
+    X = _cifar_data(path, X, len(data))
+    if not isinstance(y, list) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                          for v in y):
+        raise ValueError(f"{path}: entry 'labels' must be a list of integers")
+    y = _check_labels(path, np.array(y, dtype=np.int64) if y else np.zeros(0, np.int64), 0, 9)
+    if X.shape[0] != y.shape[0]:
         raise ValueError(f"{path}: expected data of shape (n, 3072) and n labels, "
                          f"got {X.shape} and {y.shape}")
     return X, y
@@ -287,12 +423,15 @@ def load_svhn(path, split="train"):
         raise ValueError(f"{path}: not a readable .mat file ({exc})") from exc
     if "X" not in mat or "y" not in mat:
         raise ValueError(f"{path}: expected variables 'X' and 'y'")
-    X, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1).astype(np.int64)
-    if X.ndim != 4 or X.shape[2] != 3 or X.shape[3] != y.shape[0]:
+    X, y = np.asarray(mat["X"]), np.asarray(mat["y"])
+    if X.ndim != 4 or X.shape[2] != 3 or y.size != X.shape[3]:
         raise ValueError(f"{path}: expected X of shape (h, w, 3, n) and n labels, "
                          f"got {X.shape} and {y.shape}")
+    # The files store digit 0 as 10; a stored 0 is not a label.
+    y = _check_labels(path, y.reshape(-1), 1, 10, what="y")
     y = np.where(y == 10, 0, y)
-    images = np.ascontiguousarray(X.transpose(3, 0, 1, 2)).astype(np.float64) / 255.0
+    images = _check_pixels(path, np.ascontiguousarray(X.transpose(3, 0, 1, 2)), what="X")
+    images = images.astype(np.float64) / 255.0
     return ImageSet(images, y, "svhn")
 
 

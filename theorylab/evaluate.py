@@ -32,7 +32,8 @@ import numpy as np
 
 from . import attacks as _attacks
 from . import verify as _verify
-from ._validation import as_generator, check_bool, check_norm, norm_name
+from ._validation import as_generator, check_bool, check_instance, check_norm, norm_name
+from .models._base import Learner
 from .attacks.curves import check_grid, tau50
 
 __all__ = ["robustness", "Robustness", "Budget", "BROKEN", "CERTIFIED", "UNRESOLVED",
@@ -210,7 +211,12 @@ def _exact_radii(exact, grid):
         return np.full(grid.size, bool(exact))
     if np.size(exact) == 0:
         return np.zeros(grid.size, dtype=bool)
-    want = check_grid(np.sort(np.asarray(exact, dtype=float)), "exact")
+    try:
+        want = np.sort(np.asarray(exact, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"exact must be True, False or a sequence of radii on eps_grid, got "
+                         f"{exact!r}") from None
+    want = check_grid(want, "exact")
     mask = np.zeros(grid.size, dtype=bool)
     for e in want:
         hit = np.flatnonzero(np.isclose(grid, e, rtol=1e-9, atol=0))
@@ -258,12 +264,14 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
     """
     p = check_norm(norm, allowed=(2.0, np.inf))
     grid = check_grid(eps_grid)
+    check_instance("model", model, Learner)
     X, y = model.check_Xy(X, y)
     budget = Budget() if budget is None else budget
     if not isinstance(budget, Budget):
         raise ValueError(f"budget must be a theorylab.evaluate.Budget, got {type(budget).__name__}")
     certify = check_bool("certify", certify)
     attribution = check_bool("attribution", attribution)
+    progress = check_bool("progress", progress)
     names = DEFAULT_ATTACKS + (("dense",) if world is not None else ()) if attacks is None \
         else attacks
     specs = _check_attacks(names, p, world)

@@ -82,7 +82,7 @@ def feature_structure(W, w_star, M=None):
         ``main_atom`` j(i), ``coverage`` (number of distinct main atoms).
     """
     j, a, V = dense_decomposition(W, M)
-    w_star = np.asarray(w_star, dtype=np.float64)
+    w_star = check_array("w_star", w_star, ndim=1, shape=(V.shape[1],), dtype=np.float64)
     vn = row_norms(V)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(a != 0, vn / np.abs(a), np.inf)

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-from ._validation import check_choice, check_float, check_int, check_norm
+from ._validation import check_bool, check_choice, check_float, check_int, check_norm
 
 __all__ = [
     "code_second_moment",
@@ -50,9 +50,9 @@ def _kd(k, d):
 def code_second_moment(codes="pm1", code_low=0.1):
     """E r^2 of a non-zero code magnitude: 1 for +-1 codes, (1 + a + a^2)/3 for U[a, 1]. [D]"""
     check_choice("codes", codes, ("pm1", "continuous"))
+    a = check_float("code_low", code_low, 0.0, 1.0, low_open=True)  # checked even if unused
     if codes == "pm1":
         return 1.0
-    a = check_float("code_low", code_low, 0.0, 1.0, low_open=True)
     return (1.0 + a + a * a) / 3.0
 
 
@@ -373,6 +373,7 @@ def small_margin_probability(k, d, t=1, *, conditioned=True):
     :func:`small_margin_bound` is an explicit bound of that order.
     """
     t = check_float("t", t, 0.0)
+    conditioned = check_bool("conditioned", conditioned)
     values, probs = margin_pmf(k, d)
     small = np.abs(values) <= t
     if not conditioned:
@@ -395,6 +396,7 @@ def small_margin_bound(k, d=None, *, conditioned=True):
     compute it exactly).
     """
     k = check_float("k", k, 1.0)
+    conditioned = check_bool("conditioned", conditioned)
     bound = math.exp(-k / 8.0) + 4.0 / math.sqrt(math.pi * k)
     if not conditioned:
         return min(1.0, bound)

@@ -34,6 +34,7 @@ from ._jit import jit, prange
 __all__ = [
     "CHUNK_ROWS",
     "chunk_samples",
+    "pgd_steps",
     "smoothed_relu",
     "smoothed_relu_derivative",
     "scores",
@@ -300,22 +301,26 @@ def ascent(X, y, W, q, rho, D0, steps, step, eps, linf):
 
 
 @jit
-def _pgd_chunk(X, y, Wf, WT, K, m, q, rho, D0, steps, step, eps, linf, best, best_loss, ok):
-    # attacks.pgd for one start on the samples of one chunk (all arrays are its rows).
+def _pgd_chunk(X, y, Wf, WT, K, m, q, rho, D, t0, t1, steps, step, eps, linf, best, best_loss,
+               ok):
+    # attacks.pgd for one start on the samples of one chunk (all arrays are its rows):
+    # iterations t0..t1-1 of 0..steps, with D, best, best_loss and ok as in-place state
+    # (consecutive ranges give the bits of one call).
     n, P, d = X.shape
     dt = X.dtype
-    D = D0.copy()
     Xc = np.empty_like(X)
     Z = np.empty((n * P, K * m), dtype=dt)
     G = np.empty((n * P, d), dtype=dt)
     F = np.empty((n, K), dtype=dt)
     loss = np.empty(n, dtype=dt)
-    best[:, :, :] = 0.0
-    zero_start = not np.any(D != 0.0)
-    if not zero_start:  # the running maximum starts at the loss at X (delta = 0)
-        np.dot(X.reshape(n * P, d), WT, Z)
-        _forward_backward(Z, y, n, P, K, m, q, rho, 1.0, F, best_loss)
-    for t in range(steps + 1):
+    zero_start = False
+    if t0 == 0:
+        best[:, :, :] = 0.0
+        zero_start = not np.any(D != 0.0)
+        if not zero_start:  # the running maximum starts at the loss at X (delta = 0)
+            np.dot(X.reshape(n * P, d), WT, Z)
+            _forward_backward(Z, y, n, P, K, m, q, rho, 1.0, F, best_loss)
+    for t in range(t0, t1):
         for i in range(n):
             for p in range(P):
                 for j in range(d):
@@ -335,7 +340,7 @@ def _pgd_chunk(X, y, Wf, WT, K, m, q, rho, D0, steps, step, eps, linf, best, bes
             _ascent_rows(D, G.reshape(n, P, d), step, eps, linf)
 
 
-@jit(parallel=True)
+@jit
 def pgd(X, y, W, q, rho, D0, steps, step, eps, linf):
     """Projected gradient ascent on the per-sample loss from ``X + D0``: one start.
 
@@ -357,19 +362,31 @@ def pgd(X, y, W, q, rho, D0, steps, step, eps, linf):
         False for samples with a NaN or infinite gradient at a step taken (the
         caller raises, as ``steepest_ascent`` does).
     """
+    D = D0.copy()
+    best = np.empty_like(X)
+    best_loss = np.empty(X.shape[0], dtype=X.dtype)
+    ok = np.ones(X.shape[0], dtype=np.bool_)
+    pgd_steps(X, y, W, q, rho, D, 0, steps + 1, steps, step, eps, linf, best, best_loss, ok)
+    return best, best_loss, ok
+
+
+@jit(parallel=True)
+def pgd_steps(X, y, W, q, rho, D, t0, t1, steps, step, eps, linf, best, best_loss, ok):
+    """Iterations ``t0 .. t1 - 1`` (of ``0 .. steps``) of :func:`pgd`, resumable.
+
+    ``D`` (a copy of D0 at first), ``best``, ``best_loss`` and ``ok`` (all ones at
+    first) are updated in place; consecutive ranges covering ``0 .. steps`` give
+    :func:`pgd`'s bits, so the caller can return to Python between them.
+    """
     N, P, d = X.shape
     K, m, _ = W.shape
     Wf = np.ascontiguousarray(W.reshape(K * m, d))
     WT = np.ascontiguousarray(Wf.T)
-    best = np.empty_like(X)
-    best_loss = np.empty(N, dtype=X.dtype)
-    ok = np.ones(N, dtype=np.bool_)
     B = chunk_samples(P)
     for c in prange((N + B - 1) // B):
         s, e = c * B, min(N, (c + 1) * B)
-        _pgd_chunk(X[s:e], y[s:e], Wf, WT, K, m, q, rho, D0[s:e], steps, step, eps, linf,
-                   best[s:e], best_loss[s:e], ok[s:e])
-    return best, best_loss, ok
+        _pgd_chunk(X[s:e], y[s:e], Wf, WT, K, m, q, rho, D[s:e], t0, t1, steps, step, eps,
+                   linf, best[s:e], best_loss[s:e], ok[s:e])
 
 
 @jit(parallel=True)

@@ -29,7 +29,8 @@ from ._ascent import _ascent_rows, _finite_rows
 from ._jit import jit, prange
 
 __all__ = ["CHUNK", "GROUP", "RULES", "scores", "logistic", "loss_and_weight_gradient",
-           "loss_and_input_gradient", "margin_and_input_gradient", "pgd", "fgm", "thresholds", "train_full_batch_many"]
+           "loss_and_input_gradient", "margin_and_input_gradient", "pgd", "pgd_steps", "fgm",
+           "thresholds", "train_full_batch_many"]
 
 RULES = {"max": 0, "norm": 1, "fixed": 2}  # threshold rules, as the many-runs kernel codes them
 
@@ -206,21 +207,24 @@ def _input_gradient_into(Xc, y, W, b, U, A, G, f, loss, slope):
 
 
 @jit
-def _pgd_chunk(X, y, W, b, D0, steps, step, eps, linf, best, best_loss, ok):
-    # attacks.pgd for one start on the rows of one chunk (all arguments are its rows).
+def _pgd_chunk(X, y, W, b, D, t0, t1, steps, step, eps, linf, best, best_loss, ok):
+    # attacks.pgd for one start on the rows of one chunk (all arguments are its rows):
+    # iterations t0..t1-1 of 0..steps.  D (the iterate), best, best_loss and ok are the
+    # state, updated in place, so calls over consecutive ranges give the bits of one call.
     n, d = X.shape
     dt = X.dtype
-    D = D0.copy()
     Xc, G = np.empty_like(X), np.empty_like(X)
     U = np.empty((n, W.shape[0]), dtype=dt)
     A = np.empty_like(U)
     f, loss, slope = np.empty(n, dtype=dt), np.empty(n, dtype=dt), np.empty(n, dtype=dt)
-    best[:, :] = 0.0
-    zero_start = not np.any(D != 0.0)
-    if not zero_start:  # the running maximum starts at the loss at X (delta = 0)
-        np.dot(X, W.T, U)
-        _forward_into(U, b, y, True, f, best_loss, slope)
-    for t in range(steps + 1):
+    zero_start = False
+    if t0 == 0:
+        best[:, :] = 0.0
+        zero_start = not np.any(D != 0.0)
+        if not zero_start:  # the running maximum starts at the loss at X (delta = 0)
+            np.dot(X, W.T, U)
+            _forward_into(U, b, y, True, f, best_loss, slope)
+    for t in range(t0, t1):
         for i in range(n):
             for j in range(d):
                 Xc[i, j] = X[i, j] + D[i, j]
@@ -237,7 +241,7 @@ def _pgd_chunk(X, y, W, b, D0, steps, step, eps, linf, best, best_loss, ok):
             _ascent_rows(D.reshape(n, 1, d), G.reshape(n, 1, d), step, eps, linf)
 
 
-@jit(parallel=True)
+@jit
 def pgd(X, y, W, b, D0, steps, step, eps, linf):
     """Projected gradient ascent on the per-sample loss from ``X + D0``: one start.
 
@@ -259,14 +263,28 @@ def pgd(X, y, W, b, D0, steps, step, eps, linf):
         caller raises, as ``steepest_ascent`` does).
     """
     n = X.shape[0]
+    D = D0.copy()
     best = np.empty_like(X)
     best_loss = np.empty(n, dtype=X.dtype)
     ok = np.ones(n, dtype=np.bool_)
+    pgd_steps(X, y, W, b, D, 0, steps + 1, steps, step, eps, linf, best, best_loss, ok)
+    return best, best_loss, ok
+
+
+@jit(parallel=True)
+def pgd_steps(X, y, W, b, D, t0, t1, steps, step, eps, linf, best, best_loss, ok):
+    """Iterations ``t0 .. t1 - 1`` (of ``0 .. steps``) of :func:`pgd`, resumable.
+
+    ``D`` (the iterate, starting as a copy of D0), ``best``, ``best_loss`` and ``ok``
+    (all ones at first) are updated in place; consecutive ranges covering
+    ``0 .. steps`` give :func:`pgd`'s bits, so a caller can return to Python between
+    them (Ctrl-C is only seen there).  Returns nothing.
+    """
+    n = X.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
         s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
-        _pgd_chunk(X[s:e], y[s:e], W, b, D0[s:e], steps, step, eps, linf, best[s:e],
+        _pgd_chunk(X[s:e], y[s:e], W, b, D[s:e], t0, t1, steps, step, eps, linf, best[s:e],
                    best_loss[s:e], ok[s:e])
-    return best, best_loss, ok
 
 
 @jit(parallel=True)

@@ -12,7 +12,9 @@ import contextlib
 
 import numpy as np
 
-from .._validation import check_choice, check_float, check_norm
+from .._validation import (check_array, check_choice, check_dtype, check_float, check_instance, check_memory,
+                           check_norm)
+from ..models._base import Learner
 
 __all__ = ["steepest_ascent", "project", "sample_ball", "rows", "row_norms", "prepare",
            "into_ball", "compiled_loop", "compiled_loops", "require_finite_gradients", "ZERO_GRAD_POLICIES"]
@@ -67,9 +69,12 @@ def steepest_ascent(G, eps, norm, *, zero_grad="zero"):
     p = check_norm(norm)
     eps = check_float("eps", eps, 0.0)
     check_choice("zero_grad", zero_grad, ZERO_GRAD_POLICIES)
-    G = np.asarray(G)
-    if not np.isfinite(G).all():
-        raise ValueError("gradient contains NaN or infinite values")
+    try:
+        G = check_array("G", G, ndim=None)
+    except ValueError as exc:
+        if "NaN" in str(exc):  # the wording the attacks' NaN policy has always used
+            raise ValueError("gradient contains NaN or infinite values (G)") from None
+        raise
     flat = rows(G)
     scale = _row_max_abs(flat)
     zero = scale == 0
@@ -109,7 +114,9 @@ def _project_l1(flat, eps):
 def project(delta, eps, norm):
     """Euclidean projection of each sample's perturbation onto the p-ball of radius eps."""
     p = check_norm(norm)
-    flat = rows(np.asarray(delta))
+    eps = check_float("eps", eps, 0.0)
+    delta = check_array("delta", delta, ndim=None)
+    flat = rows(delta)
     if p == np.inf:
         out = np.clip(flat, -eps, eps)
     elif p == 2.0:
@@ -144,6 +151,13 @@ def sample_ball(shape, eps, norm, rng, dtype=np.float64):
     first n coordinates of a uniform point on the (n+1)-simplex with random signs.
     """
     p = check_norm(norm)
+    eps = check_float("eps", eps, 0.0)
+    if not (isinstance(shape, tuple) and len(shape) >= 1
+            and all(isinstance(s, (int, np.integer)) and s >= 0 for s in shape)):
+        raise ValueError(f"shape must be a tuple of non-negative ints (N, ...), got {shape!r}")
+    dtype = check_dtype("dtype", dtype)
+    check_memory("shape", shape, dtype, copies=3)
+    check_instance("rng", rng, np.random.Generator)
     N = shape[0]
     n = int(np.prod(shape[1:]))
     if p == np.inf:
@@ -160,6 +174,7 @@ def sample_ball(shape, eps, norm, rng, dtype=np.float64):
 
 def prepare(model, X, y):
     """Validated (X, y) for ``model`` (the boundary check of every public attack)."""
+    check_instance("model", model, Learner)
     return model.check_Xy(X, y)
 
 

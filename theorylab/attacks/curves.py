@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import check_float, check_norm, norm_name
+from .._validation import check_bool, check_float, check_norm, norm_name
 from ._core import prepare
 from ._registry import ATTACKS, get
 
@@ -201,6 +201,7 @@ def robustness_curve(model, X, y, eps_grid, norm, attack="pgd", *, world=None,
     """
     p = check_norm(norm)
     grid = check_grid(eps_grid)
+    cumulative = check_bool("cumulative", cumulative)
     correct = _resolve(model, attack, p, world, attack_kwargs)
     X, yv = prepare(model, X, y)
     clean = float(np.mean(model.correct(X, yv, check_input=False)))

@@ -122,7 +122,7 @@ def check_fmn_options(steps=100, gamma_init=0.05, gamma_final=0.001, alpha_init=
 
     ``seed`` is not among them: the registry and the public functions check it.
     """
-    gamma_init = check_float("gamma_init", gamma_init, 0.0, 1.0, high_open=True)
+    gamma_init = check_float("gamma_init", gamma_init, 0.0, 1.0, low_open=True, high_open=True)
     alpha_init = check_float("alpha_init", alpha_init, 0.0, low_open=True)
     return dict(steps=check_int("steps", steps, 1), gamma_init=gamma_init,
                 gamma_final=check_float("gamma_final", gamma_final, 0.0, gamma_init),

@@ -101,8 +101,7 @@ def pgd(model, X, y, eps, norm, *, steps=20, step_size=None, random_start=False,
     p = check_norm(norm)
     eps = check_float("eps", eps, 0.0)
     opts = check_pgd_options(steps, step_size, random_start, restarts)
-    if opts["random_start"]:
-        as_generator(seed, "seed")
+    as_generator(seed, "seed")  # checked even when unused: a bad seed is a bad call
     X, y = prepare(model, X, y)
     return _pgd(model, X, y, eps, p, seed=seed, **opts)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_choice, check_float, check_norm
+from .._validation import check_choice, check_float, check_instance, check_norm
+from ..worlds import RobustNonRobustPatches
 from .curves import RobustnessCurve, tau50
 
 __all__ = ["structured_attack", "structured_accuracy", "structured_curve", "erasure_threshold"]
@@ -23,6 +24,7 @@ SPREAD = ("global", "per_patch")
 
 
 def _norm_of(world, norm):
+    check_instance("world", world, RobustNonRobustPatches)
     p = check_norm(world.threat if norm is None else norm, allowed=(2.0, np.inf))
     return p
 

@@ -38,15 +38,63 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._validation import check_array, check_binary_labels
 
-__all__ = ["Capabilities", "Learner", "BinaryModel", "save_npz", "NORMS"]
+__all__ = ["Capabilities", "Learner", "BinaryModel", "save_npz", "NORMS", "interruptible",
+           "in_segments", "SEGMENT_SECONDS"]
 
 NORMS = (2.0, np.inf, 1.0)
+
+#: Target length of one compiled call in a long loop: Ctrl-C is only seen between calls.
+SEGMENT_SECONDS = 0.2
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Surface a Ctrl-C that lands inside a compiled kernel as KeyboardInterrupt.
+
+    A SIGINT arriving while a parallel Numba kernel runs leaves the exception set
+    when the kernel returns, and CPython reports that as a SystemError wrapping the
+    KeyboardInterrupt; this re-raises the KeyboardInterrupt itself.
+    """
+    try:
+        yield
+    except SystemError as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise
+
+
+def in_segments(run, n_rows, n_steps, *, block_rows, max_block_rows=None, seconds=None):
+    """Call ``run(s, e, t0, t1)`` over row blocks [s, e) and step ranges [t0, t1).
+
+    For kernels whose rows are independent and whose state carries from one step
+    range to the next (:func:`theorylab._kernels.relu_net.pgd_steps`): the ranges
+    grow (at most 8x a call) until a call takes about ``seconds``, so control
+    returns to Python, and Ctrl-C is honoured, several times a second; the bits are
+    those of one call.  Row blocks are multiples of ``block_rows`` (the kernel's
+    own chunk), so every chunk sees the same rows as in one call.
+    ``seconds`` defaults to :data:`SEGMENT_SECONDS`.
+    """
+    seconds = SEGMENT_SECONDS if seconds is None else seconds
+    per_block = max_block_rows or 64 * block_rows
+    per_block = max(block_rows, per_block // block_rows * block_rows)
+    for s in range(0, n_rows, per_block):
+        e = min(n_rows, s + per_block)
+        t0, seg = 0, 1
+        while t0 < n_steps:
+            t1 = min(n_steps, t0 + seg)
+            start = time.perf_counter()
+            with interruptible():
+                run(s, e, t0, t1)
+            took = time.perf_counter() - start
+            seg = max(1, min(8 * seg, int(seg * seconds / max(took, 1e-6))))
+            t0 = t1
 
 
 @dataclass(frozen=True)
@@ -98,8 +146,24 @@ class Learner:
     capabilities = Capabilities()
 
     # -- validation --------------------------------------------------------
+    def weight_arrays(self):
+        """The arrays the model scores with, by attribute name (see :meth:`check_weights`)."""
+        return {}
+
+    def check_weights(self):
+        """Refuse to score with a NaN or infinite weight (ValueError naming the array).
+
+        Every validating entry point runs it through :meth:`check_X` (one pass over
+        the weights, which are small next to a batch); ``check_input=False`` calls
+        skip it with the rest of the validation, so inner loops pay nothing.
+        """
+        for name, arr in self.weight_arrays().items():
+            if arr is not None and not np.isfinite(arr).all():
+                raise ValueError(f"{type(self).__name__}.{name} holds NaN or infinite values: "
+                                 "the model cannot score (retrain or reload it)")
+
     def check_X(self, X, name="X"):  # pragma: no cover - every model overrides it
-        """Validate inputs: shape, dtype, finiteness.  Returns a C-contiguous array."""
+        """Validate the weights and the inputs (shape, dtype, finiteness); C-contiguous X."""
         raise NotImplementedError
 
     def check_y(self, y, n, name="y"):  # pragma: no cover - every model overrides it
@@ -114,13 +178,16 @@ class Learner:
     # -- the array protocol ------------------------------------------------
     def scores(self, X, *, check_input=True):
         """Scores f(x) (N,) for binary models, F(x) (N, K) for K classes."""
-        return self._scores(self.check_X(X) if check_input else X)
+        X = self.check_X(X) if check_input else X
+        with interruptible():
+            return self._scores(X)
 
     def margin(self, X, y, *, check_input=True):
         """Per-sample margin: > 0 exactly where the point is classified correctly."""
         if check_input:
             X, y = self.check_Xy(X, y)
-        return self._margin(X, y)
+        with interruptible():
+            return self._margin(X, y)
 
     def correct(self, X, y, *, check_input=True):
         """Boolean per sample: margin > 0 strictly (a tie is an error)."""
@@ -130,7 +197,8 @@ class Learner:
         """Per-sample loss (N,) and its gradient in each input (shape of ``X``)."""
         if check_input:
             X, y = self.check_Xy(X, y)
-        return self._loss_grad(X, y)
+        with interruptible():
+            return self._loss_grad(X, y)
 
     def margin_and_input_gradient(self, X, y, *, check_input=True):
         """Per-sample margin (N,) and its gradient in each input (shape of ``X``).
@@ -140,7 +208,8 @@ class Learner:
         """
         if check_input:
             X, y = self.check_Xy(X, y)
-        return self._margin_grad(X, y)
+        with interruptible():
+            return self._margin_grad(X, y)
 
     # -- capability hooks (declared in ``capabilities``) -------------------------
     def compiled_pgd(self, X, y, D0, steps, step, eps, p):
@@ -195,6 +264,7 @@ class BinaryModel(Learner):
     n_classes = 2
 
     def check_X(self, X, name="X"):
+        self.check_weights()
         return check_array(name, X, ndim=2, shape=(None, self.d), dtype=self.dtype)
 
     def check_y(self, y, n, name="y"):

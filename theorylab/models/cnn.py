@@ -17,23 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import cnn as _k
-from .._validation import as_generator, check_array, check_float, check_int
-from ._base import Capabilities, Learner, save_npz
+from .._validation import (as_generator, check_array, check_dtype, check_float, check_int,
+                           check_memory)
+from ._base import Capabilities, Learner, in_segments, save_npz
 
 __all__ = ["SmoothedReLUCNN"]
-
-_DTYPES = {"float64": np.float64, "float32": np.float32}
-
-
-def _check_dtype(dtype):
-    try:
-        name = np.dtype(dtype).name
-    except TypeError as exc:
-        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}") from exc
-    if name not in _DTYPES:
-        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
-    return _DTYPES[name]
-
 
 class SmoothedReLUCNN(Learner):
     """Two-layer smoothed-ReLU patch CNN with K output classes.
@@ -78,7 +66,8 @@ class SmoothedReLUCNN(Learner):
         self.q = check_int("q", q, 2)
         self.rho = check_float("rho", rho, 0.0, low_open=True)
         self.init_scale = check_float("init_scale", init_scale, 0.0, low_open=True)
-        self.dtype = _check_dtype(dtype)
+        self.dtype = check_dtype("dtype", dtype)
+        check_memory("K, m, d", (self.K, self.m, self.d), self.dtype, copies=3)
         if W is None:
             rng = as_generator(seed, "seed")
             W = self.init_scale * rng.standard_normal((self.K, self.m, self.d))
@@ -92,7 +81,11 @@ class SmoothedReLUCNN(Learner):
         return self.K
 
     # -- validation and the array protocol (theorylab.models._base.Learner) ----
+    def weight_arrays(self):
+        return {"W": self.W}
+
     def check_X(self, X, name="X"):
+        self.check_weights()
         return check_array(name, X, ndim=3, shape=(None, None, self.d), dtype=self.dtype)
 
     def check_y(self, y, n, name="y"):
@@ -147,14 +140,29 @@ class SmoothedReLUCNN(Learner):
     def compiled_pgd(self, X, y, D0, steps, step, eps, p):
         """One start of :func:`theorylab.attacks.pgd` in one compiled kernel (l2, linf)."""
         dt = np.dtype(self.dtype).type
-        return _k.pgd(X, y, self.W, self.q, self.rho, np.ascontiguousarray(D0, dtype=self.dtype),
-                      steps, dt(step), dt(eps), p == np.inf)
+        W, q, rho, step, eps, linf = self.W, self.q, self.rho, dt(step), dt(eps), p == np.inf
+        D = np.array(D0, dtype=self.dtype, order="C")
+        best, best_loss = np.empty_like(D), np.empty(D.shape[0], dtype=self.dtype)
+        ok = np.ones(D.shape[0], dtype=np.bool_)
+
+        def run(s, e, t0, t1):
+            _k.pgd_steps(X[s:e], y[s:e], W, q, rho, D[s:e], t0, t1, steps, step, eps, linf,
+                         best[s:e], best_loss[s:e], ok[s:e])
+
+        in_segments(run, X.shape[0], steps + 1, block_rows=_k.chunk_samples(X.shape[1]))
+        return best, best_loss, ok
 
     def compiled_ascent(self, X, y, D0, steps, step, eps, p):
         """:func:`theorylab.attacks.ascent` in one compiled kernel (l2, linf): (delta, ok)."""
         dt = np.dtype(self.dtype).type
-        D = _k.ascent(X, y, self.W, self.q, self.rho, np.ascontiguousarray(D0, dtype=self.dtype),
-                      steps, dt(step), dt(eps), p == np.inf)
+        D = np.array(D0, dtype=self.dtype, order="C")
+
+        def run(s, e, t0, t1):
+            # The ascent's state is its last iterate: t1 - t0 more steps from it.
+            D[s:e] = _k.ascent(X[s:e], y[s:e], self.W, self.q, self.rho, D[s:e], t1 - t0,
+                               dt(step), dt(eps), p == np.inf)
+
+        in_segments(run, X.shape[0], steps, block_rows=_k.chunk_samples(X.shape[1]))
         return D, np.isfinite(D.reshape(D.shape[0], -1)).all(axis=1)
 
     def correct_along(self, X, D, y, ts):

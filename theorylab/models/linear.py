@@ -20,7 +20,8 @@ import numpy as np
 import scipy.optimize
 
 from .._kernels import linear as _k
-from .._validation import check_array, check_choice, check_float, check_int, check_norm
+from .._validation import (check_array, check_choice, check_float, check_int, check_memory,
+                           check_norm, check_protocol)
 from ._base import BinaryModel, Capabilities, save_npz
 
 __all__ = ["LinearClassifier", "dual_norm", "lbfgs"]
@@ -103,6 +104,7 @@ class LinearClassifier(BinaryModel):
 
     def __init__(self, d, *, w=None, b=0.0):
         self.d = check_int("d", d, 1)
+        check_memory("d", (self.d,), copies=2)
         self.dtype = np.float64
         self.w = (np.zeros(self.d) if w is None
                   else check_array("w", w, ndim=1, shape=(self.d,), dtype=np.float64).copy())
@@ -110,9 +112,13 @@ class LinearClassifier(BinaryModel):
         self.fit_info = {}
         self.metadata = {}
 
+    def weight_arrays(self):
+        return {"w": self.w, "b": np.float64(self.b)}
+
     @classmethod
     def oracle(cls, world):
         """The Bayes-direction rule w = M w*, b = 0 (spec 3.3(ii)): the best-aligned linear rule."""
+        check_protocol("world", world, ("d", "label_direction"), "sparse-coding world")
         return cls(world.d, w=world.label_direction)
 
     # -- training ----------------------------------------------------------

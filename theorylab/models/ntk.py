@@ -167,6 +167,11 @@ class NTKClassifier(BinaryModel):
                 "alpha", alpha, ndim=1, shape=(n,), dtype=np.float64, allow_empty=True))
             self._ntr = _k.row_norms(self.X_train)
 
+    def weight_arrays(self):
+        if self.form == "empirical":
+            return {"W0": self.W0, "b0": self.b0, "V": self.V, "b": np.float64(self.b)}
+        return {"X_train": self.X_train, "alpha": self.alpha, "b": np.float64(self.b)}
+
     # -- constructors --------------------------------------------------------
     @classmethod
     def empirical(cls, d, m, *, gate="threshold", c=0.5, init_scale=None, seed=0,

@@ -24,7 +24,8 @@ import numpy as np
 
 from .._kernels import polynomial as _k
 from .._kernels.relu_net import logistic
-from .._validation import check_array, check_choice, check_float, check_int, check_norm
+from .._validation import (check_array, check_choice, check_float, check_int, check_memory,
+                           check_norm, check_protocol)
 from ._base import BinaryModel, Capabilities, save_npz
 from .linear import lbfgs
 from .ntk import KERNEL_SOLVERS, fit_kernel
@@ -77,6 +78,7 @@ class PolynomialClassifier(BinaryModel):
     def __init__(self, d, *, form="separable", degrees=(1, 3), C=None, M=None, degree=3,
                  gamma=1.0, coef0=1.0, X_train=None, alpha=None, b=0.0):
         self.d = check_int("d", d, 1)
+        check_memory("d", (4, self.d), copies=2)
         self.dtype = np.float64
         self.form = check_choice("form", form, FORMS)
         self.b = check_float("b", b)
@@ -106,6 +108,11 @@ class PolynomialClassifier(BinaryModel):
             self.alpha = (np.zeros(n) if alpha is None else check_array(
                 "alpha", alpha, ndim=1, shape=(n,), dtype=np.float64, allow_empty=True))
 
+    def weight_arrays(self):
+        if self.form == "separable":
+            return {"C": self.C, "b": np.float64(self.b)}
+        return {"X_train": self.X_train, "alpha": self.alpha, "b": np.float64(self.b)}
+
     # -- constructors --------------------------------------------------------
     @classmethod
     def separable(cls, d, degree=3, *, dictionary=None):
@@ -125,6 +132,7 @@ class PolynomialClassifier(BinaryModel):
         q : dict {odd power: coefficient}, optional
             Any odd polynomial q, e.g. ``{1: -0.5, 3: 1.5}``.
         """
+        check_protocol("world", world, ("d", "w_star", "identity", "M"), "sparse-coding world")
         if q is None:
             q = {_check_degree(degree): 1.0}
         if not isinstance(q, dict) or not q:

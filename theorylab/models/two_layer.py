@@ -16,20 +16,15 @@ import contextlib
 import numpy as np
 
 from .._kernels import relu_net as _k
-from .._validation import as_generator, check_array, check_choice, check_float, check_int
-from ._base import BinaryModel, Capabilities, save_npz
+from .._validation import (as_generator, check_array, check_choice, check_dtype, check_float,
+                           check_instance, check_int, check_memory)
+from ..worlds import SparseCoding
+from ._base import BinaryModel, Capabilities, in_segments, save_npz
 
 __all__ = ["TwoLayerReLU", "THRESHOLD_RULES"]
 
 THRESHOLD_RULES = ("max", "norm", "fixed")
 _DTYPES = {"float64": np.float64, "float32": np.float32}
-
-
-def _check_dtype(dtype):
-    name = np.dtype(dtype).name
-    if name not in _DTYPES:
-        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
-    return _DTYPES[name]
 
 
 class TwoLayerReLU(BinaryModel):
@@ -77,7 +72,8 @@ class TwoLayerReLU(BinaryModel):
                  seed=0, dtype=np.float64, W=None):
         self.d = check_int("d", d, 1)
         self.m = check_int("m", m, 1)
-        self.dtype = _check_dtype(dtype)
+        self.dtype = check_dtype("dtype", dtype)
+        check_memory("m, d", (self.m, self.d), self.dtype, copies=3)  # W, W_init, the draw
         self.threshold = check_choice("threshold", threshold, THRESHOLD_RULES)
         self.c = check_float("c", c, 0.0)
         self.init_scale = (1.0 / self.d if init_scale is None
@@ -101,6 +97,7 @@ class TwoLayerReLU(BinaryModel):
     @classmethod
     def for_world(cls, world, m=None, **kwargs):
         """A network sized for ``world`` (default width 2d, the pilot's) using its dictionary."""
+        check_instance("world", world, SparseCoding)
         m = 2 * world.d if m is None else m
         kwargs.setdefault("dictionary", None if world.identity else world.M)
         return cls(world.d, m, **kwargs)
@@ -112,6 +109,8 @@ class TwoLayerReLU(BinaryModel):
         This is the network the purification picture says adversarial training
         approaches (spec 3.3(iii)); it is the reference for robust accuracy.
         """
+        check_instance("world", world, SparseCoding)
+        scale = check_float("scale", scale, 0.0, low_open=True)
         W = scale * (world.M * world.w_star[None, :]).T
         return cls(world.d, world.d, threshold="max", c=c,
                    dictionary=None if world.identity else world.M, W=W, dtype=dtype)
@@ -141,13 +140,16 @@ class TwoLayerReLU(BinaryModel):
         """Current thresholds b (m,) from the rule, at coefficient ``c`` (default ``self.c``)."""
         if c is None and getattr(self, "_frozen_b", None) is not None:
             return self._frozen_b
-        c = self.c if c is None else c
+        c = self.c if c is None else check_float("c", c, 0.0)
         # One implementation (a kernel) for this and for train_many's compiled loop, so
         # that a run trained in a batch has the bits of the same run trained alone.
         M = (np.zeros((0, 0), dtype=self.dtype) if self.M is None
              else np.ascontiguousarray(self.M, dtype=self.dtype))
         return _k.thresholds(np.ascontiguousarray(self.W), np.dtype(self.dtype).type(c),
                              _k.RULES[self.threshold], M)
+
+    def weight_arrays(self):
+        return {"W": self.W, "c": np.float64(self.c)}
 
     # -- evaluation on validated arrays ----------------------------------
     def _scores(self, X):
@@ -170,8 +172,17 @@ class TwoLayerReLU(BinaryModel):
     def compiled_pgd(self, X, y, D0, steps, step, eps, p):
         """One start of :func:`theorylab.attacks.pgd` in one compiled kernel (l2, linf)."""
         dt = np.dtype(self.dtype).type
-        return _k.pgd(X, y, self.W, self.thresholds(), D0, steps, dt(step), dt(eps),
-                      p == np.inf)
+        W, b, step, eps, linf = self.W, self.thresholds(), dt(step), dt(eps), p == np.inf
+        D = np.array(D0, dtype=self.dtype, order="C")
+        best, best_loss = np.empty_like(D), np.empty(D.shape[0], dtype=self.dtype)
+        ok = np.ones(D.shape[0], dtype=np.bool_)
+
+        def run(s, e, t0, t1):
+            _k.pgd_steps(X[s:e], y[s:e], W, b, D[s:e], t0, t1, steps, step, eps, linf,
+                         best[s:e], best_loss[s:e], ok[s:e])
+
+        in_segments(run, X.shape[0], steps + 1, block_rows=_k.CHUNK)
+        return best, best_loss, ok
 
     def compiled_fgm(self, X, y, eps, p):
         """:func:`theorylab.attacks.fgm` in one compiled kernel (l2, linf)."""

@@ -137,6 +137,9 @@ class PurifiedSeparable(BinaryModel):
         self.w_star = np.asarray(w_star, dtype=np.float64)
         self.d, self.dtype, self.c = self.w_star.size, np.float64, float(c)
 
+    def weight_arrays(self):
+        return {"w_star": self.w_star, "c": np.float64(self.c)}
+
     def _scores(self, X):
         U = X * self.w_star
         return np.sum(np.sign(U) * np.maximum(np.abs(U) - self.c, 0.0), axis=1)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import attacks
 from .._validation import check_float, check_int
+from ..models._base import interruptible
 
 __all__ = ["History", "TrainingDiverged", "ThresholdSchedule", "register_trainer", "trainer_for",
            "check_schedule", "resolve_attack", "split_seed", "run_steps", "progress_bar"]
@@ -195,6 +196,12 @@ def run_steps(model, *, steps, lr, step, history, update=None, before_update=Non
     TrainingDiverged
         When the mean loss or the updated weights are not finite.
     """
+    with interruptible():
+        _run_steps(model, steps, lr, step, history, update, before_update, after_update, bar,
+                   hint)
+
+
+def _run_steps(model, steps, lr, step, history, update, before_update, after_update, bar, hint):
     for t in range(steps):
         loss, aux, grad = step(t)
         with np.errstate(over="ignore"):  # an overflowing sum is caught just below

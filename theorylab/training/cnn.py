@@ -23,7 +23,10 @@ import math
 import numpy as np
 
 from .. import attacks
-from .._validation import check_bool, check_float, check_int, check_norm, norm_name
+from .._validation import (check_bool, check_callable, check_float, check_instance, check_int,
+                           check_memory, check_norm, norm_name)
+from ..models import SmoothedReLUCNN
+from ..worlds import RobustNonRobustPatches
 from ..attacks.structured import structured_accuracy
 from ._core import (History, progress_bar, register_trainer, resolve_attack, run_steps,
                     split_seed)
@@ -169,6 +172,8 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     TrainingDiverged
         When the loss or the weights stop being finite.
     """
+    check_instance("model", model, SmoothedReLUCNN)
+    check_instance("world", world, RobustNonRobustPatches)
     steps = check_int("steps", steps, 1)
     lr = check_float("lr", lr, 0.0, low_open=True)
     n_train = check_int("n_train", n_train, 1)
@@ -191,10 +196,9 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     if eval_eps is not None:
         eval_eps = check_float("eval_eps", eval_eps, 0.0)
     log_every = max(1, steps // 10) if log_every is None else check_int("log_every", log_every, 1)
-    if callback is not None and not callable(callback):
-        raise ValueError(f"callback must be callable, got {type(callback).__name__}")
-    if getattr(model, "kind", None) != "SmoothedReLUCNN":
-        raise ValueError(f"model must be a SmoothedReLUCNN, got {type(model).__name__}")
+    check_callable("callback", callback)
+    check_memory("n_train", (n_train, world.P, world.d), copies=4)
+    check_memory("eval_size", (eval_size, world.P, world.d), copies=4)
     if world.d != model.d or world.K != model.K:
         raise ValueError(f"world (K={world.K}, d={world.d}) does not match model "
                          f"(K={model.K}, d={model.d})")

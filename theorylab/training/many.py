@@ -23,6 +23,7 @@ import numpy as np
 from .._kernels import relu_net as _k
 from .._validation import check_array, check_float, check_int
 from ..models import TwoLayerReLU
+from ..models._base import in_segments
 from ._core import check_schedule
 
 __all__ = ["train_many", "ManyRuns"]
@@ -157,8 +158,25 @@ def train_many(models, data, *, steps, lr=0.5, schedule=None):
     diverged_at = np.empty(S, dtype=np.int64)
     for idx in groups.values():
         idx = np.array(idx)
-        W, L, div = _k.train_full_batch_many(X[idx], y[idx], W0[idx], cs[idx[0]], lr_arr,
-                                             rule, M)
+        Xg, yg, c = X[idx], y[idx], cs[idx[0]]
+        W = W0[idx]
+        L = np.full((idx.size, steps), np.nan, dtype=dtype)
+        div = np.full(idx.size, -1, dtype=np.int64)
+
+        def run(s, e, t0, t1):
+            # Steps t0..t1-1 from the current weights: a step depends only on W and c(t),
+            # so step ranges give the bits of one call.  A diverged run has stopped.
+            live = np.flatnonzero(div < 0)
+            if live.size == 0:
+                return
+            full = live.size == idx.size
+            Wn, Ln, dn = _k.train_full_batch_many(
+                Xg if full else Xg[live], yg if full else yg[live], W if full else W[live],
+                c[t0:t1], lr_arr, rule, M)
+            W[live], L[live, t0:t1] = Wn, Ln
+            div[live] = np.where(dn >= 0, dn + t0, -1)
+
+        in_segments(run, idx.size, steps, block_rows=idx.size)
         loss[idx], diverged_at[idx] = L, div
         for j, r in enumerate(idx):
             models[r].W = W[j].copy()

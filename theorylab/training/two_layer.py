@@ -13,7 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import metrics
-from .._validation import check_choice, check_float, check_int, check_norm, norm_name
+from .._validation import (check_callable, check_choice, check_float, check_instance, check_int,
+                           check_memory, check_norm, norm_name)
+from ..models import TwoLayerReLU
+from ..worlds import SparseCoding
 from ._core import (History, check_schedule, progress_bar, register_trainer, resolve_attack,
                     run_steps, split_seed)
 
@@ -100,8 +103,13 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
                                             step_size=pgd_step_size, random_start=True)
     eval_size = check_int("eval_size", eval_size, 1)
     log_every = max(1, steps // 10) if log_every is None else check_int("log_every", log_every, 1)
-    if callback is not None and not callable(callback):
-        raise ValueError(f"callback must be callable, got {type(callback).__name__}")
+    check_callable("callback", callback)
+    check_instance("model", model, TwoLayerReLU)
+    check_instance("world", world, SparseCoding)
+    check_memory("batch_size", (batch_size, model.d), copies=4)
+    check_memory("eval_size", (eval_size, model.d), copies=4)
+    if n_train is not None:
+        check_memory("n_train", (check_int("n_train", n_train, 1), model.d), copies=4)
     if world.d != model.d:
         raise ValueError(f"world.d={world.d} does not match model.d={model.d}")
     if data is not None:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_float, check_int, check_norm, norm_name
+from .._validation import check_bool, check_float, check_instance, check_int, check_norm, norm_name
+from ..models._base import Learner
 from ..attacks._core import into_ball
 from ._cnn import cnn_bounds
 from ._ntk import ntk_bounds
@@ -55,6 +56,7 @@ def register_solver(kind, fn):
 
 
 def _boundary(model, X, y, eps, norm):
+    check_instance("model", model, Learner)
     p = check_norm(norm)
     eps = check_float("eps", eps, 0.0)
     X, y = model.check_Xy(X, y)
@@ -191,6 +193,7 @@ def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, de
         X, y, eps, p = _boundary(model, X, y, eps, norm)
         time_limit = check_float("time_limit", time_limit, 0.0, low_open=True)
         node_limit = check_int("node_limit", node_limit, 1)
+        decide = check_bool("decide", decide)
     else:
         p = norm
     t0 = time.perf_counter()

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import as_generator, check_choice, check_float, check_int
+from .._validation import (as_generator, check_choice, check_dtype, check_float, check_int,
+                           check_memory)
 
 __all__ = ["RobustNonRobustPatches", "PatchSample", "THREATS", "LAYOUTS"]
 
@@ -120,6 +121,7 @@ class RobustNonRobustPatches:
         self.K = check_int("K", K, 2)
         self.P = check_int("P", P, 1)
         self.d = check_int("d", d, 1)
+        check_memory("K, d", (self.K + 2, self.d))  # U, V and a permutation of d
         self.layout = check_choice("layout", layout, LAYOUTS)
         blocks = self.K if self.layout == "A" else 2 * self.K
         self.s = check_int("s", s, 1, self.d // blocks)
@@ -217,8 +219,8 @@ class RobustNonRobustPatches:
         """
         n = check_int("n", n, 1)
         rng = as_generator(rng_or_seed, "rng_or_seed")
-        if np.dtype(dtype).name not in ("float64", "float32"):
-            raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+        dtype = check_dtype("dtype", dtype)
+        check_memory("n", (n, self.P, self.d), copies=2)
         y = rng.integers(0, self.K, size=n)
         # A uniformly random permutation of the patches per sample.
         order = np.argsort(rng.random((n, self.P)), axis=1, kind="stable")

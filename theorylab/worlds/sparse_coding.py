@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from .._validation import as_generator, check_choice, check_float, check_int
+from .._validation import (as_generator, check_choice, check_dtype, check_float, check_int,
+                           check_memory)
 
 __all__ = ["SparseCoding", "Sample", "make_dictionary"]
 
@@ -52,7 +53,9 @@ def make_dictionary(d, kind, rng):
     ``"hadamard"`` is the Sylvester Hadamard matrix over sqrt(d), dense and
     maximally incoherent with the standard basis; d must be a power of two.
     """
+    d = check_int("d", d, 1)
     check_choice("dictionary", kind, DICTIONARIES)
+    check_memory("d", (d, d), copies=2)
     if kind == "identity":
         return np.eye(d)
     if kind == "hadamard":
@@ -101,6 +104,7 @@ class SparseCoding:
     def __init__(self, d, k, *, noise=0.05, codes="pm1", dictionary="identity",
                  code_low=0.1, seed=0):
         self.d = check_int("d", d, 1)
+        check_memory("d", (self.d, self.d), copies=2)  # the dictionary and its QR
         self.k = check_float("k", k, 1.0, float(self.d))
         self.noise = check_float("noise", noise, 0.0)
         self.codes = check_choice("codes", codes, CODES)
@@ -174,6 +178,9 @@ class SparseCoding:
         """
         n = check_int("n", n, 1)
         rng = as_generator(rng_or_seed, "rng_or_seed")
+        dtype = check_dtype("dtype", dtype)
+        # The uniforms, the codes, the noise and X are alive at once.
+        check_memory("n", (n, self.d), copies=4)
         Z = self._draw_codes(n, rng)
         s = Z @ self.w_star
         tie = np.abs(s) < 1e-9

@@ -91,6 +91,27 @@ def test_system_error_wrapping_a_ctrl_c_becomes_keyboard_interrupt():
             raise SystemError("other")
 
 
+def test_a_ctrl_c_several_system_errors_deep_becomes_keyboard_interrupt():
+    # Seen on a cold cache: the interrupt lands while Numba unpickles a kernel, and the
+    # dispatcher wraps it three times (a fresh-clone CI run ended in a SystemError).
+    def nested(depth):
+        if depth == 0:
+            raise KeyboardInterrupt
+        try:
+            nested(depth - 1)
+        except BaseException as exc:
+            raise SystemError("returned a result with an exception set") from exc
+    with pytest.raises(KeyboardInterrupt):
+        with _base.interruptible():
+            nested(3)
+    with pytest.raises(SystemError):  # a deep chain ending elsewhere is left alone
+        with _base.interruptible():
+            try:
+                raise ValueError("x")
+            except ValueError as exc:
+                raise SystemError("y") from exc
+
+
 _CHILD = textwrap.dedent("""
     import signal, sys, time
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -65,7 +65,13 @@ def interruptible():
     try:
         yield
     except SystemError as exc:
-        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+        # The interrupt may sit several SystemErrors deep (a Ctrl-C while Numba loads a
+        # kernel from a cold cache: dispatcher -> _numba_unpickle -> KeyboardInterrupt).
+        inner, seen = exc, set()
+        while isinstance(inner, SystemError) and id(inner) not in seen:
+            seen.add(id(inner))
+            inner = inner.__cause__ or inner.__context__
+        if isinstance(inner, KeyboardInterrupt):
             raise KeyboardInterrupt from None
         raise
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp  # noqa: E402  (after the x64 switch)
 from jax import lax  # noqa: E402
 
 __all__ = ["version", "gd_step_fn", "loop_fn", "fgm_step_fn", "pgd_fn", "cnn_step_fn",
-           "gemm_pair_fn"]
+           "gemms_fn"]
 
 version = jax.__version__
 
@@ -147,8 +147,21 @@ def cnn_step_fn(X, y, W, lr, q, rho):
     return run, lambda: result().reshape(K, m, d)
 
 
-def gemm_pair_fn(X, W, A):
-    """The GEMM pair of a step alone, X W^T and A^T X, compiled (for the GEMM profile)."""
-    f = jax.jit(lambda X, W, A: (X @ W.T, A.T @ X))
+def gemms_fn(X, W, A, counts):
+    """A workload's GEMMs alone, compiled: ``counts`` = (scores X W^T, weight gradients
+    A^T X, input gradients A W).
+
+    Each product moves W by 1e-30 of itself (a slice of it), so XLA can neither hoist
+    the products out of their loops nor drop them.
+    """
+    n_scores, n_weight, n_input = counts
+    m, d = W.shape
+
+    def run(X, W, A):
+        W = lax.fori_loop(0, n_scores, lambda t, W: W + 1e-30 * (X @ W.T)[:d].T, W)
+        W = lax.fori_loop(0, n_weight, lambda t, W: W + 1e-30 * (A.T @ X), W)
+        return lax.fori_loop(0, n_input, lambda t, W: W + 1e-30 * (A @ W)[:m], W).sum()
+
+    f = jax.jit(run)
     Xj, Wj, Aj = jnp.asarray(X), jnp.asarray(W), jnp.asarray(A)
     return lambda: jax.block_until_ready(f(Xj, Wj, Aj))

@@ -19,9 +19,10 @@ Reported per workload and dtype: median and best seconds of each implementation;
 ``ratio`` = theorylab's median over the faster peer's median (below 1: theorylab
 is faster), ``ratio_best`` the same for the best calls, ``ratio_paired`` the
 median over rounds of theorylab's time over the faster peer's time of the same
-round; the 1-minute load average before and after.  ``gemm`` is a profile: the
-time of the workload's GEMMs alone, as theorylab runs them (256-row chunks on
-SciPy's single-threaded BLAS, two chunks at a time) and as XLA runs them.
+round; the 1-minute load average before and after.  ``gemm`` is a profile, timed
+in the same rounds: the workload's GEMMs alone, as theorylab runs them
+(``relu_net.gemms_alone``: 256-row chunks in parallel, single-threaded BLAS) and as
+XLA runs them, and what is left of each implementation's time (the rest).
 
     python -m benchmarks.bench_peers [--rounds 15] [--only gd_small loop_small]
                                      [--repeat 3] [--json PATH]
@@ -192,28 +193,31 @@ def agrees(a, dname):
     return all(a[k] <= TOLERANCE[dname] for k in keys if k in a)
 
 
-def _gemm_profile(name, dtype, jx):
-    # The workload's GEMMs alone: theorylab's chunked single-thread schedule, and XLA's.
-    from scipy.linalg import blas
+# GEMMs of N m d each: (scores X W^T, weight gradients A^T X, input gradients A W).
+GEMMS = {"gd": (1, 1, 0), "loop": (LOOP_STEPS, LOOP_STEPS, 0), "fgm": (2, 1, 1),
+         "pgd20": (PGD_STEPS + 1, 0, PGD_STEPS)}
 
-    kind, size = name.rsplit("_", 1)
-    N, d, m = SIZES[size]
-    count = {"gd": 1, "loop": LOOP_STEPS, "fgm": 2, "pgd20": PGD_STEPS + 0.5}[kind]
-    rng = np.random.default_rng(0)
-    X, W = rng.standard_normal((N, d)).astype(dtype), rng.standard_normal((m, d)).astype(dtype)
-    A = rng.standard_normal((N, m)).astype(dtype)
-    gemm = blas.dgemm if dtype == np.float64 else blas.sgemm
-    Xc, Ac = X[:256], A[:256]  # one chunk; C order seen by Fortran BLAS as the transposes
-    chunk = lambda: (gemm(1.0, W.T, Xc.T, trans_a=1), gemm(1.0, Xc.T, Ac.T, trans_b=1))  # noqa: E731
-    fns = {"theorylab_chunk": chunk}
+
+def _gemms_alone(name, problem, jx):
+    # The workload's GEMMs alone (theorylab's chunked schedule; XLA's), timed in its rounds.
+    X, W = problem["X"], problem["W"]
+    A = np.random.default_rng(0).standard_normal((X.shape[0], W.shape[0])).astype(X.dtype)
+    gemms = GEMMS[name.rsplit("_", 1)[0]]
+    fns = {"gemms_theorylab": lambda: K.gemms_alone(X, W, A, *gemms)}
     if jx is not None:
-        fns["jax"] = jx.gemm_pair_fn(X, W, A)
-    t = {k: float(np.min(v)) for k, v in interleaved(fns, 15).items()}
-    chunks = -(-N // 256)
-    out = {"pairs_per_call": count,
-           "theorylab_s": count * t["theorylab_chunk"] * chunks / min(chunks, 2)}
-    if jx is not None:
-        out["jax_s"] = count * t["jax"]
+        fns["gemms_jax"] = jx.gemms_fn(X, W, A, gemms)
+    return fns
+
+
+def _profile(row, gemms, times):
+    # Time in GEMMs against the rest, per implementation (medians of the same rounds).
+    out = {"gemms": gemms}
+    for k in ("theorylab", "jax"):
+        if f"gemms_{k}" in times:
+            g = float(np.median(times[f"gemms_{k}"]))
+            out[f"{k}_gemm_s"] = g
+            out[f"{k}_rest_s"] = row[f"{k}_s"] - g
+            out[f"{k}_fraction_in_gemm"] = g / row[f"{k}_s"]
     return out
 
 
@@ -226,10 +230,14 @@ def measure(name, dtype, torch, jx, rounds):
     bad = {k: v for k, v in row["agreement"].items() if not agrees(v, dname)}
     if bad:  # never time an implementation that computes something else
         raise AssertionError(f"{name} {dname}: peers disagree with theorylab: {bad}")
-    times = interleaved({k: run for k, (run, _) in impls.items()}, rounds, warmup=2)
+    fns = {k: run for k, (run, _) in impls.items()}
+    if name != "cnn":
+        fns.update(_gemms_alone(name, problem, jx))
+    times = interleaved(fns, rounds, warmup=2)
     row["load_after"] = uptime_load()
     for k, v in times.items():
-        row[f"{k}_s"], row[f"{k}_best_s"] = float(np.median(v)), float(np.min(v))
+        if not k.startswith("gemms_"):
+            row[f"{k}_s"], row[f"{k}_best_s"] = float(np.median(v)), float(np.min(v))
     peers = [k for k in times if k in PEERS]
     if peers:
         fast = min(peers, key=lambda k: row[f"{k}_s"])
@@ -243,7 +251,7 @@ def measure(name, dtype, torch, jx, rounds):
         row["over_clean_step_paired"] = float(np.median(
             np.array(times["theorylab"]) / np.array(times["theorylab_clean_step"])))
     if name != "cnn":
-        row["gemm"] = _gemm_profile(name, dtype, jx)
+        row["gemm"] = _profile(row, GEMMS[name.rsplit("_", 1)[0]], times)
     return row
 
 

@@ -160,3 +160,13 @@ def test_branch_free_scores_have_the_bits_of_skipping_closed_gates(dtype):
     ref = _skip_closed_gates(U, b)
     assert np.array_equal(f.view(np.uint8), ref.view(np.uint8))  # bits, NaN and -0 included
     assert np.isfinite(ref).mean() > 0.5 and (ref != 0).mean() > 0.3  # not a trivial case
+
+
+def test_gemms_alone_computes_the_products_it_times():
+    # The benchmarks' GEMM profile does the chunks' products (not a no-op): per chunk
+    # U[0, 0] + P[0, 0] + G[0, 0] of X_c W^T, A_c^T X_c and A_c W.
+    rng = np.random.default_rng(2)
+    X, W, A = rng.standard_normal((600, 7)), rng.standard_normal((5, 7)), rng.standard_normal((600, 5))
+    want = sum((X[s:s + 256] @ W.T)[0, 0] + (A[s:s + 256].T @ X[s:s + 256])[0, 0]
+               + (A[s:s + 256] @ W)[0, 0] for s in range(0, 600, k.CHUNK))
+    np.testing.assert_allclose(k.gemms_alone(X, W, A, 2, 1, 3), want, rtol=1e-12)

@@ -30,7 +30,7 @@ from ._jit import get_num_threads, jit, prange
 
 __all__ = ["CHUNK", "GROUP", "RULES", "scores", "logistic", "loss_and_weight_gradient",
            "loss_and_input_gradient", "margin_and_input_gradient", "pgd", "pgd_steps", "fgm",
-           "fgm_loss_and_weight_gradient", "thresholds", "train_full_batch_many"]
+           "fgm_loss_and_weight_gradient", "gemms_alone", "thresholds", "train_full_batch_many"]
 
 RULES = {"max": 0, "norm": 1, "fixed": 2}  # threshold rules, as the many-runs kernel codes them
 
@@ -390,6 +390,36 @@ def _fgm_points(Xc, yc, W, b, eps, linf, U, A, slope, ok):
         for j in range(d):
             Xa[i, j] = Xc[i, j] + Xa[i, j]
     return Xa
+
+
+@jit(parallel=True)
+def gemms_alone(X, W, A, n_scores, n_weight, n_input):
+    """The GEMMs of a workload alone, chunked as the kernels run them: a profile.
+
+    Per 256-row chunk, on the chunks in parallel and single-threaded BLAS:
+    ``n_scores`` products X_c W^T, ``n_weight`` weight-gradient partials A_c^T X_c
+    and ``n_input`` input gradients A_c W (``A`` of shape (N, m)), one of each kind
+    in turn, as the steps of the kernels alternate them.
+    ``benchmarks/bench_peers`` compares a workload's time with this one to split it
+    into GEMMs and the rest.  Returns a sum of the products (nothing is dropped).
+    """
+    n, d = X.shape
+    m = W.shape[0]
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    out = np.zeros(n_chunks, dtype=X.dtype)
+    for c in prange(n_chunks):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        Xc, Ac = X[s:e], A[s:e]
+        U, P, G = np.empty((e - s, m), X.dtype), np.empty((m, d), X.dtype), np.empty_like(Xc)
+        for r in range(max(n_scores, n_weight, n_input)):  # interleaved, as in a step
+            if r < n_scores:
+                np.dot(Xc, W.T, U)
+            if r < n_weight:
+                np.dot(Ac.T, Xc, P)
+            if r < n_input:
+                np.dot(Ac, W, G)
+        out[c] = U[0, 0] + P[0, 0] + G[0, 0]
+    return out.sum()
 
 
 # -- many independent runs -------------------------------------------------

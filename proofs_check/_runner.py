@@ -129,6 +129,7 @@ def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None
                      key=lambda s: (s.kind, s.target))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
                              initargs=(sources,)) as pool:
+        _compile_once(pool, ids, jobs, bar)
         futures = [pool.submit(_run_seed, group, regime, s, params_override)
                    for s, group in tasks]
         drawing = {}
@@ -145,6 +146,55 @@ def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None
                         drawing[cid] = pool.submit(_render_figure, *job)
         figures = {cid: f.result() for cid, f in drawing.items()}
     return {cid: [per_seed[s][cid] for s in seeds] for cid in ids}, figures
+
+
+# Seconds to compile each kernel family from a cold cache (theorylab.sweep.warm), measured
+# on the 2-core machine under load: two_layer 48-59, cnn 25-44, polynomial 9-17, ntk 3-8,
+# linear 5-6.  Only their order matters: it balances the families over the workers.
+_COMPILE_COST = {"two_layer": 50.0, "cnn": 30.0, "polynomial": 10.0, "ntk": 5.0, "linear": 5.0}
+
+
+def _compile_once(pool, ids, jobs, bar=None):
+    """Fill a cold Numba cache before any check runs, each kernel family in one worker.
+
+    Without it every worker compiled the kernels its first task called, the same ones
+    at the same time (the fp tasks of two seeds), doubling the compile work and writing
+    the same cache files concurrently (numba #10128).  The families are split over the
+    workers, costliest first; the kernels every family shares (the worlds' samplers, the
+    logistic loss) are compiled in the parent first.  A warm cache costs nothing here.
+    """
+    from theorylab._kernels.cache import CACHE_ENABLED, missing_from_cache
+    from theorylab.sweep.warm import families_for, warm_shared
+
+    if not CACHE_ENABLED or missing_from_cache()[0] == 0:
+        return
+    families = {f for cid in ids for f in families_for({"kind": "check", "check": cid})}
+    bins = _compile_bins(families, jobs)
+    if bar is not None:
+        bar.set_description("compiling kernels (first run)")
+    warm_shared()
+    for fut in [pool.submit(_warm_families, b) for b in bins]:
+        fut.result()
+    if bar is not None:
+        bar.set_description("check runs")
+
+
+def _compile_bins(families, jobs):
+    """Kernel families split into at most ``jobs`` lists, longest-processing-time first."""
+    order = sorted(families, key=lambda f: (-_COMPILE_COST.get(f, 1.0), f))
+    bins = [[] for _ in range(max(1, min(jobs, len(order))))]
+    load = [0.0] * len(bins)
+    for f in order:
+        k = load.index(min(load))
+        bins[k].append(f)
+        load[k] += _COMPILE_COST.get(f, 1.0)
+    return [b for b in bins if b]
+
+
+def _warm_families(families):
+    from theorylab.sweep.warm import warm_kernels
+
+    return warm_kernels(families)
 
 
 # Check families in decreasing cost (CPU seconds per seed, quick regime, measured on the

@@ -315,11 +315,12 @@ def _environment():
     import scipy
 
     from theorylab import __version__
-    from theorylab._kernels.threads import numba_version
+    from theorylab._kernels.threads import blas_kernels, numba_version
 
     return {"theorylab": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "numba": numba_version(), "python": platform.python_version(),
-            "machine": platform.machine(), "cpus": os.cpu_count()}
+            "machine": platform.machine(), "cpus": os.cpu_count(),
+            "blas_kernels": blas_kernels()}
 
 
 def _papers(results):

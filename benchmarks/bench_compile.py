@@ -14,7 +14,7 @@ parfor passes) is several times a serial kernel's; the ratio says where
 
 Usage::
 
-    python benchmarks/bench_compile.py [--families two_layer cnn ...]
+    python benchmarks/bench_compile.py [--families two_layer cnn ...] [--serial]
                                        [--json benchmarks/results/compile_DATE.json]
 """
 
@@ -58,8 +58,9 @@ print(json.dumps({"family": family, "wall": wall, "compiles": out}))
 """
 
 
-def _child(family, cache):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache, THEORYLAB_NUMBA_CACHE="1")
+def _child(family, cache, serial=False):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache, THEORYLAB_NUMBA_CACHE="1",
+               THEORYLAB_SERIAL_KERNELS="1" if serial else "0")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _CHILD, family], env=env, capture_output=True,
                           text=True, timeout=1800)
@@ -70,8 +71,11 @@ def _child(family, cache):
     return res
 
 
-def run(families=None):
+def run(families=None, serial=False):
     """Per family: cold compile time per kernel and the warm-cache load time.
+
+    ``serial=True`` measures the serial twins the check runner's workers compile
+    (``THEORYLAB_SERIAL_KERNELS=1``).
 
     Returns
     -------
@@ -82,11 +86,11 @@ def run(families=None):
     from theorylab.sweep.warm import FAMILIES
 
     families = list(FAMILIES if families is None else families)
-    out = {"load_before": os.getloadavg()[0]}
+    out = {"load_before": os.getloadavg()[0], "serial": bool(serial)}
     for fam in families:
         with tempfile.TemporaryDirectory(prefix="theorylab-cold-") as cache:
-            cold = _child(fam, cache)
-            warm = _child(fam, cache)
+            cold = _child(fam, cache, serial)
+            warm = _child(fam, cache, serial)
         top = [c for c in cold["compiles"] if not c["nested"]]
         by_kernel = {}
         for c in top:
@@ -107,9 +111,11 @@ def run(families=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", nargs="+")
+    ap.add_argument("--serial", action="store_true",
+                    help="the serial twins (THEORYLAB_SERIAL_KERNELS=1)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    res = run(args.families)
+    res = run(args.families, args.serial)
     for fam, r in res.items():
         if not isinstance(r, dict):
             continue

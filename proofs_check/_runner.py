@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -127,8 +128,9 @@ def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None
     ctx = multiprocessing.get_context("spawn")
     sources = sorted({SOURCES[c] for c in ids if c in SOURCES and SOURCES[c].kind != "theorylab"},
                      key=lambda s: (s.kind, s.target))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                             initargs=(sources,)) as pool:
+    with _serial_kernels_in_workers(), \
+            ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                                initargs=(sources,)) as pool:
         _compile_once(pool, ids, jobs, bar)
         futures = [pool.submit(_run_seed, group, regime, s, params_override)
                    for s, group in tasks]
@@ -161,22 +163,50 @@ def _compile_once(pool, ids, jobs, bar=None):
     at the same time (the fp tasks of two seeds), doubling the compile work and writing
     the same cache files concurrently (numba #10128).  The families are split over the
     workers, costliest first; the kernels every family shares (the worlds' samplers, the
-    logistic loss) are compiled in the parent first.  A warm cache costs nothing here.
+    logistic loss) are compiled first, by one worker.  From a warm cache this only loads
+    kernels the workers load anyway (a few seconds per family).
     """
-    from theorylab._kernels.cache import CACHE_ENABLED, missing_from_cache
     from theorylab.sweep.warm import families_for, warm_shared
 
-    if not CACHE_ENABLED or missing_from_cache()[0] == 0:
-        return
+    if not pool.submit(_caching).result():
+        return  # nothing is shared between the workers: each compiles what it calls
     families = {f for cid in ids for f in families_for({"kind": "check", "check": cid})}
     bins = _compile_bins(families, jobs)
     if bar is not None:
-        bar.set_description("compiling kernels (first run)")
-    warm_shared()
+        bar.set_description("compiling or loading kernels")
+    pool.submit(warm_shared).result()
     for fut in [pool.submit(_warm_families, b) for b in bins]:
         fut.result()
     if bar is not None:
         bar.set_description("check runs")
+
+
+def _caching():
+    # Asked in a worker (the parent's setting could differ only through its environment).
+    from theorylab._kernels.cache import CACHE_ENABLED
+
+    return CACHE_ENABLED
+
+
+@contextlib.contextmanager
+def _serial_kernels_in_workers():
+    """Spawned workers compile their kernels without ``parallel=True`` (``_jit``).
+
+    They run one kernel thread each, so the parallel build would only cost compile time
+    (most of a cold start) and bring nothing; the bits are the same either way.  The
+    parent's own kernels are untouched (the variable is read at import).
+    """
+    from theorylab._kernels._jit import SERIAL_ENV
+
+    before = os.environ.get(SERIAL_ENV)
+    os.environ[SERIAL_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[SERIAL_ENV]
+        else:
+            os.environ[SERIAL_ENV] = before
 
 
 def _compile_bins(families, jobs):

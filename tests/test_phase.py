@@ -148,7 +148,8 @@ def test_regions_and_neighbours_on_a_synthetic_store(tmp_path, registry):
     text, verdict = claim_section(registry[CID], pts)
     assert verdict.startswith("at an edge, failing neighbour: k = 6, d = 256")
     assert "principle_fraction >= 0.8 (claim): 2 points" in text
-    assert "between k = 5 and 6" in text  # where the main margin changes sign at d = 128
+    assert "| 128 | 3/3 |" in text and "k = 5 -> 6 |" in text  # the margin's sign change
+    assert regions.crossing([(2, 0.1), (3, -0.2), (4, 0.3), (5, float("nan"))]) == [(2, 3), (3, 4)]
     note = closing_note(registry, {CID: pts}, {CID: verdict})
     assert "k = 5 at d = 64; k = 4-5 at d = 128; no k at d = 256" in note
     # The CSV export gives the same points as the store.

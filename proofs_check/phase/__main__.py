@@ -66,7 +66,12 @@ def _header(specs, rows, measured_cost):
         "and the training length changed (T and T_adv, or T_std, times 1, 2 or 3) and judges "
         "it with the check's own criteria; a point's verdict over its seeds is the check's "
         "multi-seed verdict (PASS = every criterion on every seed). Seeds are the sweep "
-        "engine's per-cell seeds, not the check report's 0-2. Specs: "
+        "engine's per-cell seeds, not the check report's 0-2. The rule is the harness's: a "
+        "criterion fails when it fails on at least half the seeds, so on a point with 2 "
+        "seeds one failing seed is a FAIL, on 3 seeds an INCONCLUSIVE (the `seeds` column "
+        "says how many are computed). `ll.adversarial_robust` is mapped in the configuration "
+        "it judges (warm start, PGD-3, radius 0.07 sqrt(128 / d)); the paper's one-step runs "
+        "that it reports unjudged are left to issue 17's map. Specs: "
         + ", ".join(f"`{os.path.relpath(s.path)}`" for s in specs) + ".", "",
         f"Computed so far: {len(done)} of {len(rows)} cells ({spent / 60:.1f} CPU minutes); "
         f"the {len(left)} cells left are estimated at {left_s / 60:.0f} CPU minutes "

@@ -182,16 +182,13 @@ def compress(ks):
 
 
 def crossing(pairs):
-    """Where a margin first changes sign along k: ``(k_last_holding, k_first_failing)``.
+    """Where a margin changes sign along k: ``[(k_before, k_after), ...]`` in k order.
 
-    ``pairs``: (k, margin) in any order; NaN margins are skipped.  Returns None
-    when the sign never changes.
+    ``pairs``: (k, margin) in any order; NaN margins are skipped.  Empty when the
+    sign never changes.
     """
     pairs = sorted((k, m) for k, m in pairs if not math.isnan(m))
-    for (k0, m0), (k1, m1) in zip(pairs, pairs[1:]):
-        if (m0 > 0) != (m1 > 0):
-            return k0, k1
-    return None
+    return [(k0, k1) for (k0, m0), (k1, m1) in zip(pairs, pairs[1:]) if (m0 > 0) != (m1 > 0)]
 
 
 def regions(pts):

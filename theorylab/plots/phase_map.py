@@ -18,6 +18,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["verdict_map", "margin_map", "VERDICT_COLOURS"]
 
@@ -38,6 +39,7 @@ def _frame(ax, cells, boundaries):
     ax.set_xticklabels([str(d) for d in ds])
     ax.minorticks_off()
     ax.set_xlabel("d")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     xx = np.geomspace(lo, hi, 100)
     for (label, gamma), style in zip(boundaries, ("--", ":", "-.")):
         ax.plot(xx, xx ** gamma, style, color="k", lw=1.2, label=f"k = {label}")

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: check test test-thorough bench docs clean
+.PHONY: check test test-thorough bench docs clean phase phase-redraw
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,20 @@ $(DOCS_STAMP): $(STAMP) setup.cfg
 
 docs: $(DOCS_STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html -j 1 docs docs/_build/html
+
+## Phase maps (issue 20): every claim over (d, k, training length), on the claims' own
+## criteria; examples/sweeps/phase_*.toml into resumable stores in reports/phase/, cheap cells
+## first, with a progress bar and a time estimate; then the committed CSVs, the figures
+## figures/phase_*.png and reports/phase_report.md.  The whole map is ~5 CPU hours: stop it
+## when you like (PHASE_ARGS="--max-minutes 45"), the next run resumes.  Never in `make test`.
+PHASE_WORKERS ?= 1
+PHASE_ARGS ?=
+phase: $(STAMP)
+	$(BIN)/python -m proofs_check.phase --workers $(PHASE_WORKERS) $(PHASE_ARGS)
+
+## The figures and the report from the committed CSVs in reports/phase/, without computing.
+phase-redraw: $(STAMP)
+	$(BIN)/python -m proofs_check.phase --redraw
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

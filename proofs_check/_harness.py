@@ -74,6 +74,17 @@ class Criterion:
     def describe(self):
         return f"{self.key} {self.op} {self.threshold:g}"
 
+    def margin(self, value):
+        """Signed distance of ``value`` from the threshold: positive on the holding side.
+
+        ``value - threshold`` for ``>=`` / ``>``, ``threshold - value`` for ``<=`` / ``<``
+        (a strict criterion at margin 0 does not hold); NaN for a value that is not a
+        finite or infinite number.
+        """
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return math.nan
+        return value - self.threshold if self.op in (">=", ">") else self.threshold - value
+
 
 @dataclass
 class Check:

@@ -295,7 +295,7 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
             res = CheckResult(check, regime, list(seeds), measurements, [], ERROR,
                               f"the check raised {last}", seconds, error=error)
         else:
-            verdict, reason, crit = evaluate(check, measurements)
+            verdict, reason, crit = evaluate(check, measurements, list(seeds))
             res = CheckResult(check, regime, list(seeds), measurements, crit, verdict, reason,
                               seconds, figure_path=figures.get(check.id))
         results.append(res)

@@ -14,7 +14,7 @@ from theorylab.attacks import erasure_threshold
 from theorylab.training import logit_decomposition
 
 from ._evaluation import EVALUATION_NOTE, sandwich
-from ._harness import Check, Criterion, register
+from ._harness import Check, Criterion, convergence_measurements, register
 from ._papers import LL
 from .ll_pipeline import (ADV, BASE, adversarial_run, learning_curves, robustness,
                           standard_run, structured)
@@ -63,6 +63,7 @@ def run_standard(seed, params):
     }
     out.update(sandwich("robust_below", res, eps[0]))
     out.update(sandwich("robust_past", res, eps[3]))
+    out.update(convergence_measurements({"standard": r["history"]}))
     return out
 
 
@@ -156,6 +157,9 @@ def run_adversarial(seed, params):
     }
     out.update(sandwich("robust_adv", res_adv, e_grid[1]))
     out.update(sandwich("robust_standard", res_std, e_grid[1]))
+    # The judged networks' training; the one-step runs below are reported, never judged.
+    out.update(convergence_measurements({"standard": std["history"],
+                                         "adversarial": adv["history"]}))
     extra = {"eps": e_grid, "pgd": pgd_adv, "certified": res_adv.certified_accuracy.tolist(),
              "certified_std": res_std.certified_accuracy.tolist(),
              "structured": st_adv, "pgd_std": pgd_std,

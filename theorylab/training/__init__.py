@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import inspect
 
-from ._core import (History, ThresholdSchedule, TrainingDiverged, register_trainer, run_steps,
-                    trainer_for)
+from ._core import (History, ThresholdSchedule, TrainingDiverged, convergence_diagnostics,
+                    register_trainer, run_steps, trainer_for)
 from .baselines import adversarial_kernel, adversarial_logistic, adversarial_separable
 from .cnn import adversarial_examples, feature_summary, logit_decomposition, train_cnn
 from .many import ManyRuns, train_many
 from .two_layer import train_two_layer
 
 __all__ = ["train", "train_two_layer", "train_cnn", "train_many", "ManyRuns", "ThresholdSchedule",
-           "History", "TrainingDiverged", "register_trainer", "run_steps", "adversarial_examples",
+           "History", "TrainingDiverged", "convergence_diagnostics", "register_trainer",
+           "run_steps", "adversarial_examples",
            "feature_summary", "logit_decomposition", "adversarial_logistic",
            "adversarial_separable", "adversarial_kernel"]
 
@@ -70,6 +71,10 @@ def train(model, world, *, steps, lr=None, adversarial=None, eps=None, norm=None
     Returns
     -------
     History
+        ``history.converged`` says whether the run converged (the two-layer network:
+        loss plateau, dense ratio and threshold coefficient stable over the last fifth
+        of the steps; the CNN: the loss plateau), ``history.convergence`` the measured
+        criteria with their tolerances (:func:`convergence_diagnostics`).
 
     Raises
     ------

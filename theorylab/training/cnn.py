@@ -28,8 +28,8 @@ from .._validation import (check_bool, check_callable, check_float, check_instan
 from ..models import SmoothedReLUCNN
 from ..worlds import RobustNonRobustPatches
 from ..attacks.structured import structured_accuracy
-from ._core import (History, progress_bar, register_trainer, resolve_attack, run_steps,
-                    split_seed)
+from ._core import (History, convergence_diagnostics, progress_bar, register_trainer,
+                    resolve_attack, run_steps, split_seed)
 
 __all__ = ["train_cnn", "adversarial_examples", "feature_summary", "logit_decomposition"]
 
@@ -165,7 +165,9 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         Records with ``step``, ``eps``, ``loss``, ``train_accuracy``,
         ``clean_accuracy``, ``robust_accuracy`` and ``structured_accuracy``
         (NaN without ``eval_eps``), the :func:`feature_summary` keys and the
-        :func:`logit_decomposition` keys.
+        :func:`logit_decomposition` keys; ``convergence`` says whether the loss
+        reached a plateau over the last fifth of the steps
+        (:func:`~theorylab.training.convergence_diagnostics`).
 
     Raises
     ------
@@ -258,6 +260,9 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         # The final state (after the last update), on the last step's inputs.
         loss, F, _ = model.weight_gradient(inputs(radius(steps)), y, check_input=False)
         record(steps, radius(steps), float(np.mean(loss)), float(np.mean(F.argmax(axis=1) == y)))
+    # The loss plateau only: no threshold here, and the feature correlations Gamma_u, Gamma_v
+    # grow without bound on separable data (they are not scale-free like the dense ratio).
+    history.convergence = convergence_diagnostics(history)
     model.metadata.setdefault("world", history.config["world"])
     return history
 

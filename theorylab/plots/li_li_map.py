@@ -43,9 +43,22 @@ def _ascent_label(c):
     return f"{form}, {c.get('ascent_objective', 'loss')}"
 
 
+def _order(name, cell):
+    # Columns of a panel: eta from large to small (towards the theory's regime), numbers
+    # ascending, the rest as listed.
+    value = cell.get(name)
+    if not isinstance(value, (int, float)):
+        return 0.0
+    return -value if name == "lr_adv" else value
+
+
 def knob_of(cell):
-    """``"base"``, a knob name of :data:`KNOBS`, ``"box"`` or ``"other"`` for a cell's overrides."""
-    keys = set(cell)
+    """``"base"``, a knob name of :data:`KNOBS`, ``"box"`` or ``"other"`` for a cell's overrides.
+
+    ``T_cap`` is the compute budget, not a knob: a cell that only raises it beside one
+    knob belongs to that knob.
+    """
+    keys = set(cell) - {"T_cap"}
     if not keys:
         return "base"
     if "layout" in keys:
@@ -100,8 +113,11 @@ def one_step_map(records):
     fig = Figure(figsize=(2.3 * max(1, len(panels)) + 0.8, 6.4))
     axes = fig.subplots(2, max(1, len(panels)), squeeze=False, sharey="row")
     for j, (name, label, fmt) in enumerate(panels):
-        cols = base + [v for v in cells.values() if knob_of(v[0]) == name]
-        labels = [BASE_LABELS[name] + "\n(base)"] + [fmt(c) for c, _ in cols[len(base):]]
+        cols = base + sorted((v for v in cells.values() if knob_of(v[0]) == name),
+                             key=lambda v: _order(name, v[0]))
+        labels = [BASE_LABELS[name] + "\n(base)"] + [
+            fmt(c) + ("\n(T capped)" if any(m.get("T_capped") for m in ms) else "")
+            for c, ms in cols[len(base):]]
         xs = np.arange(len(cols))
         top, bot = axes[0, j], axes[1, j]
         for x, (_, ms) in zip(xs, cols):
@@ -149,7 +165,7 @@ def one_step_box(records):
     placed (the base, its one-factor neighbours and the box).  Text: worst-seed
     attack-side accuracy, and how many seeds work.
     """
-    cells = [v for v in _by_cell(records).values() if set(v[0]) <= set(BOX)]
+    cells = [v for v in _by_cell(records).values() if set(v[0]) - {"T_cap"} <= set(BOX)]
     defaults = {"lr_adv": 0.5, "init_scale": 0.01, "eps_rel": 0.8}
     full = [({**defaults, **c}, ms) for c, ms in cells]
     epss = sorted({c["eps_rel"] for c, _ in full})
@@ -239,14 +255,15 @@ def escape_scaling(records):
     """Measured escape step (every class's Gamma_u past rho) against the spec's prediction.
 
     x: 1 / (eta alpha^q sigma_0^(q-2)); y: the first logged step with every class's
-    Gamma_u >= rho.  One dot per seed and cell (variant A, no ramp), the fitted log-log
+    Gamma_u >= rho.  One dot per seed and cell (variant A, no ramp, the base's radius
+    0.8 x the erasure threshold; the radius moves the escape too), the fitted log-log
     slope and the median ratio in the title; a slope of 1 means the prediction's scaling
     holds up to a constant.
     """
     xs, ys, cs = [], [], []
     for c, ms in _by_cell(records).values():
-        if "layout" in c or c.get("ramp_frac", 0) or set(c) - set(BOX):
-            continue
+        if set(c) - set(BOX) - {"T_cap"} or c.get("eps_rel", 0.8) != 0.8:
+            continue  # eta and sigma_0 only: the radius changes the escape too
         for m in ms:
             if math.isfinite(m["escape_step"]):
                 xs.append(m["escape_time_predicted"])

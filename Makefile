@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: check test test-thorough bench docs clean phase phase-redraw
+.PHONY: check test test-thorough bench docs clean phase phase-redraw ll-one-step ll-one-step-figures
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,20 @@ phase: $(STAMP)
 ## The figures and the report from the committed CSVs in reports/phase/, without computing.
 phase-redraw: $(STAMP)
 	$(BIN)/python -m proofs_check.phase --redraw
+## Issue 17's map of Li & Li's one-step algorithm from scratch (63 cells = 21 settings x 3
+## seeds, ~50-70 min on one shared core): one worker under nice 10, resumable (re-running
+## runs only the cells not done), a progress bar; then the CSV export (committed) and the
+## figures.  `make ll-one-step-figures` redraws the figures from the committed CSV alone.
+LL_MAP := examples/sweeps/ll_one_step
+LL_STORE := .sweeps/ll_one_step.sqlite
+ll-one-step: $(STAMP)
+	nice -n 10 $(BIN)/theorylab sweep run $(LL_MAP).toml --backend processes --workers 1 \
+		--results $(LL_STORE)
+	$(BIN)/theorylab sweep export $(LL_STORE) --csv $(LL_MAP).csv
+	$(MAKE) ll-one-step-figures
+
+ll-one-step-figures: $(STAMP)
+	$(BIN)/python -m theorylab.sweep.ll_one_step figures $(LL_MAP).csv --out figures
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -308,7 +308,7 @@ def tiny_li_li(monkeypatch):
 
     checks = load_checks()
     small = dict(d=32, n_train=64, n_test=40, T_std=150, pgd_steps=2)
-    for cid, extra in (("ll.adversarial_robust", dict(T_adv=20, one_step=())),
+    for cid, extra in (("ll.adversarial_robust_warm_pgd", dict(T_adv=20)),
                        ("ll.threshold_scaling", dict(ds=(32, 64))),
                        ("ll.race", dict(race_betas=(0.5, 1.0, 1.5)))):
         regimes = checks[cid].regimes

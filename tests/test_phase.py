@@ -57,7 +57,7 @@ def test_fp_cell_judges_like_the_check(registry):
 
 def test_ll_cell_judges_like_the_check(registry):
     out = cells.ll_cell(SEED, dict(d=16, k=2, t_mult=0.1, claims=["standard", "adversarial"]))
-    std, adv = registry["ll.standard_nonrobust"], registry["ll.adversarial_robust"]
+    std, adv = registry["ll.standard_nonrobust"], registry["ll.adversarial_robust_warm_pgd"]
     q = adv.regimes["quick"]
     for check, override in (
             (std, dict(d=16, s=2, T_std=30)),

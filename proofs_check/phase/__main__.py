@@ -69,9 +69,10 @@ def _header(specs, rows, measured_cost):
         "engine's per-cell seeds, not the check report's 0-2. The rule is the harness's: a "
         "criterion fails when it fails on at least half the seeds, so on a point with 2 "
         "seeds one failing seed is a FAIL, on 3 seeds an INCONCLUSIVE (the `seeds` column "
-        "says how many are computed). `ll.adversarial_robust` is mapped in the configuration "
-        "it judges (warm start, PGD-3, radius 0.07 sqrt(128 / d)); the paper's one-step runs "
-        "that it reports unjudged are left to issue 17's map. Specs: "
+        "says how many are computed). The adversarial Li & Li claim is mapped in "
+        "`ll.adversarial_robust_warm_pgd` (warm start, PGD-3, radius 0.07 sqrt(128 / d), "
+        "theorylab's addition); the paper's one-step algorithm, which `ll.adversarial_robust` "
+        "judges, has its own map (`make ll-one-step`, figures/ll_one_step_*.png). Specs: "
         + ", ".join(f"`{os.path.relpath(s.path)}`" for s in specs) + ".", "",
         f"Computed so far: {len(done)} of {len(rows)} cells ({spent / 60:.1f} CPU minutes); "
         f"the {len(left)} cells left are estimated at {left_s / 60:.0f} CPU minutes "

@@ -14,8 +14,9 @@ with only these parameters changed:
   evaluations.
 * Li & Li (:func:`ll_cell`): patch dimension ``d``, robust-feature sparsity
   ``s = k``, standard GD steps ``T_std`` (and for the adversarial claim the
-  adversarial steps ``T_adv``) times ``t_mult``.  The adversarial claim is the
-  configuration ``ll.adversarial_robust`` judges (warm start, PGD-3); its radius
+  adversarial steps ``T_adv``) times ``t_mult``.  The adversarial claim is mapped in
+  ``ll.adversarial_robust_warm_pgd`` (warm start, PGD-3: theorylab's addition; the
+  paper's one-step algorithm at T = 10000 has its own map, ``make ll-one-step``); its radius
   keeps the quick regime's fraction of the erasure threshold beta / sqrt(d)
   (0.07 at d = 128, i.e. 0.07 sqrt(128 / d)), the rule by which the quick
   (d = 128, 0.07) and full (d = 256, 0.05) regimes were chosen.  The paper's
@@ -47,7 +48,7 @@ __all__ = ["fp_cell", "ll_cell", "FP_CLAIMS", "LL_CLAIMS", "cell_regime", "claim
 FP_CLAIMS = ("fp.v1_clean_features", "fp.v4_principle", "fp.v2_clean_nonrobust",
              "fp.v3_adversarial_purifies")
 FP_NORMS = ("l2", "linf")
-LL_CLAIMS = {"standard": "ll.standard_nonrobust", "adversarial": "ll.adversarial_robust"}
+LL_CLAIMS = {"standard": "ll.standard_nonrobust", "adversarial": "ll.adversarial_robust_warm_pgd"}
 
 
 def _registry():

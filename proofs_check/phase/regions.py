@@ -36,7 +36,7 @@ MAIN = {
     "fp.v3_adversarial_purifies": ("oracle_minus_adv", "<="),
     "fp.v4_principle": ("principle_fraction", ">="),
     "ll.standard_nonrobust": ("gamma_v_over_u", ">="),
-    "ll.adversarial_robust": ("certified_accuracy_at_eps", ">="),
+    "ll.adversarial_robust_warm_pgd": ("certified_accuracy_at_eps", ">="),
 }
 
 

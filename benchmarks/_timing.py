@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-__all__ = ["median_time", "time_stats", "gemm_gflops", "torch_or_none", "uptime_load"]
+__all__ = ["median_time", "time_stats", "interleaved", "gemm_gflops", "torch_or_none",
+           "jax_peers_or_none", "uptime_load"]
 
 
 def time_stats(fn, repeats=5, warmup=2):
@@ -26,6 +27,25 @@ def time_stats(fn, repeats=5, warmup=2):
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times), min(times)
+
+
+def interleaved(fns, repeats, warmup=3):
+    """Seconds of every call of each function, the functions timed round-robin.
+
+    Round-robin timing exposes every implementation to the same background load,
+    so the ratios stay meaningful on a busy shared machine (sequential medians were
+    seen to swing by 2x between runs).  Returns ``{name: [seconds per round]}``.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return times
 
 
 def median_time(fn, repeats=5, warmup=2):
@@ -49,6 +69,15 @@ def torch_or_none():
     except ImportError:
         return None
     return torch
+
+
+def jax_peers_or_none():
+    """``benchmarks._peers_jax`` (which switches on jax_enable_x64), or None without JAX."""
+    try:
+        from . import _peers_jax
+    except ImportError:
+        return None
+    return _peers_jax
 
 
 def uptime_load():

@@ -24,7 +24,8 @@ import numpy as np
 
 from theorylab._kernels import cnn as K
 
-from ._timing import gemm_gflops, torch_or_none, uptime_load
+from ._peers_torch import cnn_torch_step_fn
+from ._timing import gemm_gflops, interleaved, torch_or_none, uptime_load
 
 SIZE = dict(K=4, P=8, d=256, m=8, n=512)
 Q, RHO, LR = 3, 0.5, 0.5
@@ -61,28 +62,6 @@ def numpy_step(X, y, W):
     W -= LR * (S.T @ Xf).reshape(K_, m, d)
 
 
-def torch_step_fn(torch, X, y, W):
-    n, P, d = X.shape
-    K_, m, _ = W.shape
-    Xt = torch.from_numpy(X.reshape(n * P, d))
-    yt = torch.from_numpy(y)
-    Wt = torch.from_numpy(W.reshape(K_ * m, d).copy()).requires_grad_(True)
-
-    def step():
-        Z = Xt @ Wt.T
-        zp = Z.clamp_min(0.0)
-        t = zp.clamp_max(RHO) / RHO
-        act = torch.where(zp >= RHO, zp - (1 - 1 / Q) * RHO, RHO * t ** Q / Q)
-        F = act.reshape(n, P, K_, m).sum(dim=(1, 3))
-        loss = torch.nn.functional.cross_entropy(F, yt)
-        loss.backward()
-        with torch.no_grad():
-            Wt.sub_(LR * Wt.grad)
-        Wt.grad = None
-
-    return step
-
-
 def fgsm_step(X, y, W, eps=0.05):
     # One adversarial-training step as the trainer takes it: the fused one-step attack
     # kernel, then the GD step on the perturbed points.
@@ -96,27 +75,6 @@ def _agree(X, y, W):
     theorylab_step(X, y, W1)
     numpy_step(X, y, W2)
     return float(np.abs(W1 - W2).max())
-
-
-def _interleaved(fns, repeats, warmup=3):
-    """Median and min seconds of each function, timed round-robin.
-
-    Round-robin timing exposes every implementation to the same background load,
-    so the ratios stay meaningful on a busy shared machine (sequential medians were
-    seen to swing by 2x between runs).
-    """
-    import time
-
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: (float(np.median(v)), float(np.min(v))) for k, v in times.items()}
 
 
 def run(repeats=30):
@@ -133,12 +91,12 @@ def run(repeats=30):
            "theorylab_float32": lambda: theorylab_step(X32, y, W32)}
     torch = torch_or_none()
     if torch is not None:
-        fns["torch_float64"] = torch_step_fn(torch, X, y, W)
-        fns["torch_float32"] = torch_step_fn(torch, X32, y, W32)
+        fns["torch_float64"] = cnn_torch_step_fn(torch, X, y, W, LR, Q, RHO)
+        fns["torch_float32"] = cnn_torch_step_fn(torch, X32, y, W32, LR, Q, RHO)
         out["torch_threads"] = torch.get_num_threads()
     else:
         out["torch"] = "skipped: torch is not importable"
-    t = _interleaved(fns, repeats)
+    t = {k: (float(np.median(v)), float(np.min(v))) for k, v in interleaved(fns, repeats).items()}
     out["threading_layer"] = _threading_layer()
     for k, (med, best) in t.items():
         out[f"{k}_ms"] = 1e3 * med

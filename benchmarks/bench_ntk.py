@@ -20,31 +20,24 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import numba
 import numpy as np
 
 from theorylab._kernels import ntk as kntk
 
+from ._timing import interleaved
+
 __all__ = ["run"]
 
 
 def _interleaved(fns, rounds):
-    """Times of each function over ``rounds`` rounds, the functions alternating.
+    """Best time of each function over ``rounds`` alternating rounds, and all the times.
 
     On a shared machine the load changes from second to second; alternating the
-    candidates inside each round exposes them to the same conditions.  Returns
-    the best time (the unloaded estimate) and the per-round times.
+    candidates inside each round exposes them to the same conditions.
     """
-    for fn in fns.values():
-        fn()  # warm-up: compilation or cache load, BLAS thread start
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+    times = interleaved(fns, rounds, warmup=1)  # warm-up: compilation or cache load
     return {name: min(v) for name, v in times.items()}, times
 
 

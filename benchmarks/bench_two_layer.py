@@ -25,6 +25,7 @@ import numpy as np
 
 from theorylab._kernels import relu_net as K
 
+from ._peers_torch import torch_step_fn
 from ._timing import gemm_gflops, median_time, time_stats, torch_or_none, uptime_load
 
 SIZES = {"small": (1024, 64, 128), "medium": (4096, 256, 512), "large": (8192, 512, 1024)}
@@ -56,29 +57,10 @@ def numpy_step(X, y, W):
     W -= LR * (A.T @ X)
 
 
-def torch_step_fn(torch, X, y, W):
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    Wt = torch.from_numpy(W.copy()).requires_grad_(True)
-
-    def step():
-        b = 0.5 * Wt.detach().abs().amax(dim=1)
-        U = Xt @ Wt.T
-        f = (torch.relu(U - b) - torch.relu(-U - b)).sum(1)
-        loss = torch.nn.functional.softplus(-yt * f).mean()
-        loss.backward()
-        with torch.no_grad():
-            Wt.sub_(LR * Wt.grad)
-        Wt.grad = None
-
-    return step
-
-
 def fgm_step(X, y, W, eps=0.3):
+    """The l2 FGM training step as ``train_two_layer`` takes it: one fused kernel."""
     b = _thresholds(W)
-    G = K.loss_and_input_gradient(X, y, W, b)[2]
-    n = np.linalg.norm(G, axis=1, keepdims=True)
-    Xa = X + eps * G / np.where(n > 0, n, 1.0)
-    W -= LR * K.loss_and_weight_gradient(Xa, y, W, b)[2]
+    W -= LR * K.fgm_loss_and_weight_gradient(X, y, W, b, X.dtype.type(eps), False)[2]
 
 
 def _gd_rows(torch, repeats):

@@ -152,3 +152,64 @@ def test_kernels_flag_exactly_the_rows_with_non_finite_gradients(linf):
     assert np.array_equal(ok, finite) and np.array_equal(ok_pgd, finite)
     if linf:  # sign(inf) is finite: only the flags tell
         assert np.isfinite(delta).all() and np.isfinite(best).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("norm", [2, np.inf])
+def test_fused_fgm_step_has_the_bits_of_its_three_parts(dtype, norm):
+    # fgm_loss_and_weight_gradient = loss_and_weight_gradient(X + fgm(X)), every bit, for
+    # several groups of chunks (a ragged last one) and any thread count.
+    model, X, y = _problem(2 * k.GROUP * k.CHUNK + 37, dtype, seed=7)
+    W, b, eps = model.W, model.thresholds(), np.dtype(dtype).type(EPS_OF[norm])
+    delta, ok = k.fgm(X, y, W, b, eps, norm == np.inf)
+    ref = k.loss_and_weight_gradient(X + delta, y, W, b)
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            out = k.fgm_loss_and_weight_gradient(X, y, W, b, eps, norm == np.inf)
+            for a, r in zip(out[:3], ref):
+                assert np.array_equal(a, r)
+            assert np.array_equal(out[3], ok) and ok.all()
+    finally:
+        numba.set_num_threads(before)
+    assert np.abs(ref[2]).max() > 0  # a real gradient
+
+
+def test_fused_fgm_step_flags_non_finite_rows():
+    model, X, y = _problem(300, np.float64)
+    X[5, 3] = np.inf
+    ok = k.fgm_loss_and_weight_gradient(X, y, model.W, model.thresholds(), 0.5, False)[3]
+    assert not ok[5] and ok.sum() == 299
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("norm", [2, np.inf])
+def test_fgm_training_takes_the_fused_step_with_the_same_bits(monkeypatch, dtype, norm):
+    # train_two_layer's FGM step runs the fused kernel (a spy counts it) and ends with the
+    # weights and losses of attacking, adding delta and taking the gradient separately.
+    import dataclasses
+
+    from theorylab.attacks._registry import ATTACKS
+    from theorylab.training import train
+    from theorylab.worlds import SparseCoding
+
+    world = SparseCoding(16, 2, seed=0)
+
+    def fit():
+        model = TwoLayerReLU.for_world(world, seed=1, dtype=dtype)
+        h = train(model, world, steps=6, mode="full", n_train=600, adversarial="fgm",
+                  eps=EPS_OF[norm] / 4, norm=norm, log_every=1, eval_size=16, seed=2)
+        return model.W, [r["loss"] for r in h.records]
+
+    calls = []
+    fused = TwoLayerReLU.compiled_fgm_weight_gradient
+    monkeypatch.setattr(TwoLayerReLU, "compiled_fgm_weight_gradient",
+                        lambda *a: calls.append(1) or fused(*a))
+    W1, L1 = fit()
+    assert len(calls) == 6
+    monkeypatch.setitem(ATTACKS, "fgm", dataclasses.replace(ATTACKS["fgm"], train_step=None))
+    W2, L2 = fit()
+    assert len(calls) == 6  # the second run took the unfused path
+    np.testing.assert_array_equal(W1, W2)
+    assert L1 == L2 and L1[-1] != L1[0]

@@ -127,3 +127,46 @@ def test_chunked_kernels_match_numpy_across_chunk_boundaries():
     np.testing.assert_allclose(l1, loss, rtol=1e-12)
     np.testing.assert_allclose(gW1, gW, rtol=1e-9, atol=1e-14)
     np.testing.assert_allclose(gX2, gX, rtol=1e-10, atol=1e-14)
+
+
+def _skip_closed_gates(U, b):
+    # The scores as first written: closed gates skipped, one branch per entry (float32 U:
+    # |u| - b in float32, the row sum in float64, as the kernel types it).
+    f = np.empty(U.shape[0], dtype=U.dtype)
+    for r in range(U.shape[0]):
+        s = 0.0
+        for i in range(U.shape[1]):
+            a = abs(U[r, i]) - b[i]
+            if a > 0.0:
+                s += float(a) if U[r, i] > 0.0 else -float(a)
+        f[r] = s
+    return f
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_branch_free_scores_have_the_bits_of_skipping_closed_gates(dtype):
+    # Gates exactly at the threshold, signed zeros, zero thresholds, NaN and inf among
+    # ordinary entries: the select form adds +-0.0 for a closed gate, which must change
+    # no bit of any row sum (the sum is never -0.0), and a NaN must stay skipped.
+    rng = np.random.default_rng(3)
+    b = np.abs(rng.standard_normal(9)).astype(dtype)
+    b[0] = 0.0
+    U = rng.standard_normal((400, 9)).astype(dtype)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf], dtype=dtype)
+    U[::4] = rng.choice(specials, U[::4].shape)
+    U[1::4, 1:] = b[1:] * rng.choice(np.array([-1, 1], dtype=dtype), (100, 8))  # |u| == b
+    U[2::4] = -0.0
+    f = k._forward_chunk(U, b, np.ones(400, dtype=dtype), False)[0]
+    ref = _skip_closed_gates(U, b)
+    assert np.array_equal(f.view(np.uint8), ref.view(np.uint8))  # bits, NaN and -0 included
+    assert np.isfinite(ref).mean() > 0.5 and (ref != 0).mean() > 0.3  # not a trivial case
+
+
+def test_gemms_alone_computes_the_products_it_times():
+    # The benchmarks' GEMM profile does the chunks' products (not a no-op): per chunk
+    # U[0, 0] + P[0, 0] + G[0, 0] of X_c W^T, A_c^T X_c and A_c W.
+    rng = np.random.default_rng(2)
+    X, W, A = rng.standard_normal((600, 7)), rng.standard_normal((5, 7)), rng.standard_normal((600, 5))
+    want = sum((X[s:s + 256] @ W.T)[0, 0] + (A[s:s + 256].T @ X[s:s + 256])[0, 0]
+               + (A[s:s + 256] @ W)[0, 0] for s in range(0, 600, k.CHUNK))
+    np.testing.assert_allclose(k.gemms_alone(X, W, A, 2, 1, 3), want, rtol=1e-12)

@@ -161,3 +161,34 @@ def test_more_bad_input_is_a_value_error():
     ms[1].W = np.full_like(ms[0].W, np.nan)
     with pytest.raises(ValueError, match=r"models\[1\]\.W"):
         train_many(ms, data, steps=3)
+
+
+def test_a_lone_run_spreads_its_chunks_over_the_threads_with_the_same_bits():
+    # S = 1 (and the S mod T run left over by S = 3) takes its chunks of samples on all
+    # threads; several GROUPs of chunks and a ragged last chunk, bits as training it alone
+    # and the same whichever way the kernel splits the work.
+    from theorylab._kernels import relu_net as K
+
+    n = 2 * K.GROUP * K.CHUNK + 37
+    w, data, models = _setup(S=3, n=n)
+    alone = _alone(w, data, models())
+    for threads in (1, 2):
+        with kernel_threads(threads):
+            one = models()[:1]
+            train_many(one, data[:1], steps=STEPS)
+            np.testing.assert_array_equal(one[0].W, alone[0].W)
+            three = models()
+            train_many(three, data, steps=STEPS)
+            for a, b in zip(three, alone):
+                np.testing.assert_array_equal(a.W, b.W)
+    # The two ways of running one run, called directly: chunks on all threads or on one.
+    X, y = data[0]
+    W0, c = models()[0].W, np.full(STEPS, 0.5)
+    runs = {}
+    for chunked in (True, False):
+        W, L = W0.copy(), np.empty(STEPS)
+        assert K._train_run(X, y, W, c, 0.5, 0, np.zeros((0, 0)), L, chunked) == -1
+        runs[chunked] = (W, L)
+    np.testing.assert_array_equal(runs[True][0], runs[False][0])
+    np.testing.assert_array_equal(runs[True][1], runs[False][1])
+    assert not np.array_equal(runs[True][0], W0)

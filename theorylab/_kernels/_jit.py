@@ -20,10 +20,13 @@ import numba
 
 from ._blas import pin_numba_blas
 
-__all__ = ["jit", "prange", "CACHE_ENABLED", "SERIAL_KERNELS", "SERIAL_ENV", "n_chunks",
-           "kernel_threads"]
+__all__ = ["jit", "prange", "get_num_threads", "CACHE_ENABLED", "SERIAL_KERNELS", "SERIAL_ENV",
+           "n_chunks", "kernel_threads"]
 
 prange = numba.prange
+# The current kernel thread count (work splits, never results, may depend on it).  From
+# Python only: a kernel that calls it cannot be cached.
+get_num_threads = numba.get_num_threads
 
 # OpenMP threads that spin while waiting take the cores from every other process: on
 # two busy cores a 2 ms kernel took 64-96 ms with the default (active) policy and 8 ms

@@ -26,11 +26,11 @@ import math
 import numpy as np
 
 from ._ascent import _ascent_rows, _finite_rows
-from ._jit import jit, prange
+from ._jit import get_num_threads, jit, prange
 
 __all__ = ["CHUNK", "GROUP", "RULES", "scores", "logistic", "loss_and_weight_gradient",
            "loss_and_input_gradient", "margin_and_input_gradient", "pgd", "pgd_steps", "fgm",
-           "thresholds", "train_full_batch_many"]
+           "fgm_loss_and_weight_gradient", "gemms_alone", "thresholds", "train_full_batch_many"]
 
 RULES = {"max": 0, "norm": 1, "fixed": 2}  # threshold rules, as the many-runs kernel codes them
 
@@ -49,6 +49,18 @@ def _logistic_entry(t, yr):
 
 
 @jit
+def _open_part(u, bi):
+    # sign(u) max(|u| - b_i, 0) without a branch (an open gate is unpredictable, and the
+    # mispredictions cost a third of the forward pass).  A closed gate gives +-0.0, which
+    # leaves a row's sum unchanged: the sum starts at +0.0 and is never -0.0 (x + y is
+    # -0.0 only for -0.0 + -0.0), so the bits are those of skipping the term.  A NaN u or
+    # b_i gives 0 (a > 0.0 is false), as skipping did.
+    a = abs(u) - bi
+    t = a if a > 0.0 else 0.0
+    return t if u > 0.0 else -t
+
+
+@jit
 def _forward_into(U, b, y, need_slope, f, loss, slope):
     # Scores, per-sample losses and slopes dl/df of the rows of U into f, loss, slope
     # (their first U.shape[0] entries); each row summed in a fixed order.
@@ -56,10 +68,7 @@ def _forward_into(U, b, y, need_slope, f, loss, slope):
     for r in range(n):
         s = 0.0
         for i in range(m):
-            u = U[r, i]
-            a = abs(u) - b[i]
-            if a > 0.0:
-                s += a if u > 0.0 else -a
+            s += _open_part(U[r, i], b[i])
         f[r] = s
         if need_slope:
             loss[r], slope[r] = _logistic_entry(y[r] * s, y[r])
@@ -93,12 +102,19 @@ def _gated(U, b, slope, scale):
 
 
 @jit
-def _chunk_terms(X, y, W, b, s, e, scale):
-    # Rows s:e: scores, losses, and the partial gradient scale * sum_n l'_n 1{|u_n|>b} x_n^T.
-    Xc = X[s:e]
-    U = np.dot(Xc, W.T)
-    fc, lc, sc = _forward_chunk(U, b, y[s:e], True)
-    return fc, lc, np.dot(_gated(U, b, sc, scale).T, Xc)
+def _chunk_gradient_into(Xc, yc, W, b, scale, U, A, P, f, loss, slope):
+    # Rows Xc: scores, losses, and the partial gradient P = scale * sum_n l'_n 1{|u_n|>b}
+    # x_n^T, into work arrays (U, A: at least Xc's rows x m; P: m x d; f, loss, slope: at
+    # least Xc's rows).  Every weight gradient goes through here.  Reusing the arrays matters: with fresh arrays per chunk, glibc trims and
+    # re-faults the threads' heaps, and two threads then scaled 1.7x instead of 2x (page
+    # faults serialise on the process's memory map).
+    k = Xc.shape[0]
+    Uc = U[:k]
+    Ac = A[:k]
+    np.dot(Xc, W.T, Uc)
+    _forward_into(Uc, b, yc, True, f, loss, slope)
+    _gated_into(Uc, b, slope, scale, Ac)
+    np.dot(Ac.T, Xc, P)
 
 
 @jit(parallel=True)
@@ -128,7 +144,7 @@ def logistic(f, y):
     return loss, slope
 
 
-@jit(parallel=True)
+@jit
 def loss_and_weight_gradient(X, y, W, b):
     """Per-sample losses, scores, and the gradient of the *mean* loss in ``W``.
 
@@ -139,10 +155,21 @@ def loss_and_weight_gradient(X, y, W, b):
     grad_W : (m, d) array
         (1/N) sum_n l'(f_n) 1{|u_n| > b} x_n^T, summed chunk by chunk in order.
     """
+    loss, f, G, _ = _weight_gradient(X, y, W, b, np.zeros(1, dtype=X.dtype)[0], False, False)
+    return loss, f, G
+
+
+@jit(parallel=True)
+def _weight_gradient(X, y, W, b, eps, linf, fgm_first):
+    # loss_and_weight_gradient at X, or (fgm_first) at X + fgm(X, y, W, b, eps, linf)[0]
+    # formed chunk by chunk.  The partials of GROUP chunks at a time are added in chunk
+    # order.  ok flags the rows whose input gradient or delta is not finite.
     n, d = X.shape
     m = W.shape[0]
-    loss = np.empty(n, dtype=X.dtype)
-    f = np.empty(n, dtype=X.dtype)
+    dt = X.dtype
+    loss = np.empty(n, dtype=dt)
+    f = np.empty(n, dtype=dt)
+    ok = np.ones(n, dtype=np.bool_)
     G = np.zeros((m, d), dtype=W.dtype)
     n_chunks = (n + CHUNK - 1) // CHUNK
     partial = np.empty((min(GROUP, n_chunks), m, d), dtype=W.dtype)
@@ -150,10 +177,17 @@ def loss_and_weight_gradient(X, y, W, b):
         g1 = min(n_chunks, g0 + GROUP)
         for c in prange(g0, g1):
             s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
-            f[s:e], loss[s:e], partial[c - g0] = _chunk_terms(X, y, W, b, s, e, 1.0 / n)
+            k = e - s
+            U, A = np.empty((k, m), dtype=dt), np.empty((k, m), dtype=dt)
+            sc = np.empty(k, dtype=dt)
+            Xc = X[s:e]
+            if fgm_first:
+                Xc = _fgm_points(Xc, y[s:e], W, b, eps, linf, U, A, sc, ok[s:e])
+            _chunk_gradient_into(Xc, y[s:e], W, b, 1.0 / n, U, A, partial[c - g0], f[s:e],
+                                 loss[s:e], sc)
         for c in range(g1 - g0):  # fixed order: deterministic
             G += partial[c]
-    return loss, f, G
+    return loss, f, G, ok
 
 
 @jit(parallel=True)
@@ -318,13 +352,83 @@ def fgm(X, y, W, b, eps, linf):
         _ascent_rows(delta[s:e].reshape(k, 1, d), G.reshape(k, 1, d), eps, eps, linf)
     return delta, ok
 
+@jit
+def fgm_loss_and_weight_gradient(X, y, W, b, eps, linf):
+    """One FGM training step's arithmetic: :func:`loss_and_weight_gradient` at ``X + delta``.
+
+    ``delta`` is :func:`fgm`'s (radius ``eps`` of X's dtype, l2 or linf), formed
+    chunk by chunk: per 256-row chunk the input gradient, the steepest-ascent step,
+    x + delta and the chunk's weight-gradient partial, all in the chunk's work
+    arrays, so the perturbed points never exist as an (N, d) array and the data is
+    read once.  Same operations on the same operands as ``fgm``, NumPy's ``X +
+    delta`` and ``loss_and_weight_gradient``, so the same bits.
+
+    Returns
+    -------
+    loss, f : (N,) arrays
+        At the perturbed points.
+    grad_W : (m, d) array
+    ok : (N,) bool array
+        False for rows whose input gradient or delta holds a NaN or an infinity
+        (the caller raises, as ``fgm`` does).
+    """
+    return _weight_gradient(X, y, W, b, eps, linf, True)
+
+
+@jit
+def _fgm_points(Xc, yc, W, b, eps, linf, U, A, slope, ok):
+    # Xc + fgm's delta for the rows of one chunk, as a new (k, d) array: fgm's arithmetic
+    # (the input gradient, then the steepest-ascent step from 0), then NumPy's X + delta.
+    k, d = Xc.shape
+    Gx, Xa = np.empty((k, d), dtype=Xc.dtype), np.zeros((k, d), dtype=Xc.dtype)
+    f, loss = np.empty(k, dtype=Xc.dtype), np.empty(k, dtype=Xc.dtype)
+    _input_gradient_into(Xc, yc, W, b, U, A, Gx, f, loss, slope)
+    _finite_rows(Gx, ok)
+    _ascent_rows(Xa.reshape(k, 1, d), Gx.reshape(k, 1, d), eps, eps, linf)
+    _finite_rows(Xa, ok)
+    for i in range(k):
+        for j in range(d):
+            Xa[i, j] = Xc[i, j] + Xa[i, j]
+    return Xa
+
+
+@jit(parallel=True)
+def gemms_alone(X, W, A, n_scores, n_weight, n_input):
+    """The GEMMs of a workload alone, chunked as the kernels run them: a profile.
+
+    Per 256-row chunk, on the chunks in parallel and single-threaded BLAS:
+    ``n_scores`` products X_c W^T, ``n_weight`` weight-gradient partials A_c^T X_c
+    and ``n_input`` input gradients A_c W (``A`` of shape (N, m)), one of each kind
+    in turn, as the steps of the kernels alternate them.
+    ``benchmarks/bench_peers`` compares a workload's time with this one to split it
+    into GEMMs and the rest.  Returns a sum of the products (nothing is dropped).
+    """
+    n, d = X.shape
+    m = W.shape[0]
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    out = np.zeros(n_chunks, dtype=X.dtype)
+    for c in prange(n_chunks):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        Xc, Ac = X[s:e], A[s:e]
+        U, P, G = np.empty((e - s, m), X.dtype), np.empty((m, d), X.dtype), np.empty_like(Xc)
+        for r in range(max(n_scores, n_weight, n_input)):  # interleaved, as in a step
+            if r < n_scores:
+                np.dot(Xc, W.T, U)
+            if r < n_weight:
+                np.dot(Ac.T, Xc, P)
+            if r < n_input:
+                np.dot(Ac, W, G)
+        out[c] = U[0, 0] + P[0, 0] + G[0, 0]
+    return out.sum()
+
+
 # -- many independent runs -------------------------------------------------
-# Users run thousands of small trainings (a batch of seeds).  One small run cannot
-# keep two cores busy (its GEMMs are a few hundred microseconds), but independent
-# runs can: the kernel below runs the whole full-batch GD loop of each run on one
-# thread, ``prange`` over runs.  Each run repeats, on its own thread, exactly the
-# arithmetic of ``loss_and_weight_gradient`` (the same chunk partials added in the
-# same order), so a run's bits equal those of training it alone, for any thread
+# Users run thousands of small trainings (a batch of seeds).  The kernel below runs
+# the whole full-batch GD loop of each run compiled: a batch one run per thread
+# (``prange`` over runs, no synchronisation at all), and a lone run with its chunks of
+# samples on all threads (one parallel region per step).  Either way a run repeats
+# exactly the arithmetic of ``loss_and_weight_gradient`` (the same chunk partials added
+# in the same order), so its bits equal those of training it alone, for any thread
 # count and any batch it is part of.
 
 
@@ -368,36 +472,91 @@ def thresholds(W, c, rule, M):
 
 
 @jit
+def _mean_or_inf(total, n, dt):
+    # The mean loss, or inf when the loss sum overflows W's dtype (what np.mean in that
+    # dtype, the single-run path's divergence test, reports).
+    if total > np.finfo(dt).max:
+        return np.inf
+    return total / n
+
+
+@jit
 def _mean_loss_and_gradient_serial(X, y, W, b, G, U, A, P, f, loss, slope):
-    # Returns the mean loss, or inf when the loss sum overflows W's dtype (what np.mean in
-    # that dtype, the single-run path's divergence test, reports).
-    # loss_and_weight_gradient's sums, chunk after chunk on this thread: the same GEMM
-    # calls on the same operands, written into this run's work arrays (U, A: CHUNK x m;
-    # P: m x d; f, loss, slope: CHUNK).  Reusing them matters: with fresh arrays per
-    # chunk, glibc trims and re-faults the threads' heaps, and two threads then scaled
-    # 1.7x instead of 2x (page faults serialise on the process's memory map).
+    # loss_and_weight_gradient's sums, chunk after chunk on this thread (U, A: CHUNK x m;
+    # P: m x d; f, loss, slope: CHUNK); returns the mean loss (_mean_or_inf).
     n = X.shape[0]
     G[:, :] = 0.0
     total = 0.0
     for c in range((n + CHUNK - 1) // CHUNK):
         s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
-        k = e - s
-        Xc = X[s:e]
-        Uc = U[:k]
-        Ac = A[:k]
-        np.dot(Xc, W.T, Uc)
-        _forward_into(Uc, b, y[s:e], True, f, loss, slope)
-        _gated_into(Uc, b, slope, 1.0 / n, Ac)
-        np.dot(Ac.T, Xc, P)
+        _chunk_gradient_into(X[s:e], y[s:e], W, b, 1.0 / n, U, A, P, f, loss, slope)
         G += P
-        for r in range(k):
+        for r in range(e - s):
             total += loss[r]
-    if total > np.finfo(W.dtype).max:
-        return np.inf
-    return total / n
+    return _mean_or_inf(total, n, W.dtype)
 
 
 @jit(parallel=True)
+def _mean_loss_and_gradient_chunked(X, y, W, b, G, U, A, P, f, loss, slope):
+    # The same sums with the chunks on all threads (one run using every core): the
+    # partials P[j] (slots x m x d, U and A slots x CHUNK x m) of GROUP-sized groups of
+    # chunks are added in chunk order and the per-row losses (f, loss, slope: N) in row
+    # order afterwards, so the bits are _mean_loss_and_gradient_serial's for any thread
+    # count.
+    n = X.shape[0]
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    G[:, :] = 0.0
+    for g0 in range(0, n_chunks, P.shape[0]):
+        g1 = min(n_chunks, g0 + P.shape[0])
+        for c in prange(g0, g1):
+            s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+            j = c - g0
+            _chunk_gradient_into(X[s:e], y[s:e], W, b, 1.0 / n, U[j], A[j], P[j], f[s:e],
+                                 loss[s:e], slope[s:e])
+        for j in range(g1 - g0):  # fixed order: deterministic
+            G += P[j]
+    total = 0.0
+    for r in range(n):
+        total += loss[r]
+    return _mean_or_inf(total, n, W.dtype)
+
+
+@jit
+def _train_run(X, y, W, c, eta, rule, M, loss, chunked):
+    # Full-batch GD of one run, W (m, d) updated in place; loss (steps,) receives the mean
+    # loss before each step.  Returns the step whose loss or update was not finite, or -1.
+    # chunked: the run's chunks go to all threads (a run trained alone), else this thread
+    # does them all (one run per thread); the bits are the same.
+    m, d = W.shape
+    n = X.shape[0]
+    dt = W.dtype
+    slots = min(GROUP, (n + CHUNK - 1) // CHUNK) if chunked else 1
+    rows = n if chunked else min(CHUNK, n)
+    G, Wn = np.empty((m, d), dtype=dt), np.empty((m, d), dtype=dt)
+    U, A = np.empty((slots, CHUNK, m), dtype=dt), np.empty((slots, CHUNK, m), dtype=dt)
+    P = np.empty((slots, m, d), dtype=dt)
+    f, lo, sl = np.empty(rows, dtype=dt), np.empty(rows, dtype=dt), np.empty(rows, dtype=dt)
+    for t in range(c.shape[0]):
+        b = thresholds(W, c[t], rule, M)
+        if chunked:
+            L = _mean_loss_and_gradient_chunked(X, y, W, b, G, U, A, P, f, lo, sl)
+        else:
+            L = _mean_loss_and_gradient_serial(X, y, W, b, G, U[0], A[0], P[0], f, lo, sl)
+        loss[t] = L
+        if not np.isfinite(L):
+            return t
+        probe = 0.0
+        for i in range(m):  # W - lr G, rounded as NumPy's W -= lr * G rounds it
+            for j in range(d):
+                v = W[i, j] - eta * G[i, j]
+                Wn[i, j] = v
+                probe += v - v  # 0 for a finite v, NaN for inf or NaN: one test below
+        if probe != 0.0:
+            return t
+        W[:, :] = Wn
+    return -1
+
+
 def train_full_batch_many(X, y, W0, c, lr, rule, M):
     """Full-batch GD on ``S`` independent networks, the whole loop compiled.
 
@@ -422,36 +581,29 @@ def train_full_batch_many(X, y, W0, c, lr, rule, M):
         Mean loss before each step (summed in order; NaN for steps not taken).
     diverged_at : (S,) int64 array
         The step whose loss or update was not finite, or -1.
+
+    Notes
+    -----
+    With T threads, runs go one per thread in groups of T; the S mod T left over
+    (a lone run: S = 1) are trained one after the other, each with its chunks of
+    samples on all T threads.  Both ways add the same chunk partials in the same
+    order, so the bits do not depend on T.
     """
+    # T comes from Python: Numba cannot cache a kernel that asks for the thread count.
+    return _train_full_batch_many(X, y, W0, c, lr, rule, M, get_num_threads())
+
+
+@jit(parallel=True)
+def _train_full_batch_many(X, y, W0, c, lr, rule, M, T):
     S = X.shape[0]
-    m, d = W0.shape[1], W0.shape[2]
     steps = c.shape[0]
     W = W0.copy()
     loss = np.full((S, steps), np.nan, dtype=X.dtype)
     diverged_at = np.full(S, -1, dtype=np.int64)
     eta = lr[0]
-    rows = min(CHUNK, X.shape[1])
-    dt = W.dtype
-    for r in prange(S):  # runs are independent: any thread, same bits
-        Wr = W[r]
-        G, P, Wn = np.empty((m, d), dtype=dt), np.empty((m, d), dtype=dt), np.empty((m, d), dtype=dt)
-        U, A = np.empty((rows, m), dtype=dt), np.empty((rows, m), dtype=dt)
-        f, lo, sl = np.empty(rows, dtype=dt), np.empty(rows, dtype=dt), np.empty(rows, dtype=dt)
-        for t in range(steps):
-            b = thresholds(Wr, c[t], rule, M)
-            L = _mean_loss_and_gradient_serial(X[r], y[r], Wr, b, G, U, A, P, f, lo, sl)
-            loss[r, t] = L
-            if not np.isfinite(L):
-                diverged_at[r] = t
-                break
-            probe = 0.0
-            for i in range(m):  # W - lr G, rounded as NumPy's W -= lr * G rounds it
-                for j in range(d):
-                    v = Wr[i, j] - eta * G[i, j]
-                    Wn[i, j] = v
-                    probe += v - v  # 0 for a finite v, NaN for inf or NaN: one test below
-            if probe != 0.0:
-                diverged_at[r] = t
-                break
-            Wr[:, :] = Wn
+    whole = S - S % T
+    for r in prange(whole):  # runs are independent: any thread, same bits
+        diverged_at[r] = _train_run(X[r], y[r], W[r], c, eta, rule, M, loss[r], False)
+    for r in range(whole, S):
+        diverged_at[r] = _train_run(X[r], y[r], W[r], c, eta, rule, M, loss[r], True)
     return W, loss, diverged_at

@@ -202,7 +202,7 @@ def compiled_loop(model, name, p):
             and name in model.capabilities.compiled)
 
 
-def require_finite_gradients(ok, delta):
+def require_finite_gradients(ok, delta=None):
     """steepest_ascent's NaN policy for the compiled loops, which flag rows instead of raising."""
-    if not (ok.all() and np.isfinite(delta).all()):
+    if not (ok.all() and (delta is None or np.isfinite(delta).all())):
         raise ValueError("gradient contains NaN or infinite values")

@@ -47,6 +47,11 @@ class Attack:
         Minimum-norm attacks: ``radii(model, X, y, p, *, seed=0, **options) -> (delta,
         radius)``, per sample the smallest perturbation found that breaks the point
         (radius inf where none was found).
+    train_step : callable, optional
+        Training attacks with a fused step: ``train_step(model, X, y, eps, p, *,
+        seed=0, **options) -> (loss, scores, grad)``, the model's weight gradient at
+        ``X + run(...)``, or None where the model has no such kernel (the trainer
+        then attacks and takes the gradient itself); the same numbers either way.
     summary : str
         One line for ``--help`` and the reports.
     """
@@ -60,6 +65,7 @@ class Attack:
     trains: bool = False
     check: Callable | None = None
     radii: Callable | None = None
+    train_step: Callable | None = None
     summary: str = ""
 
     def __post_init__(self):

@@ -21,6 +21,16 @@ def _fgm(model, X, y, eps, p, *, world=None, seed=0, zero_grad="zero"):
     return steepest_ascent(G, eps, p, zero_grad=zero_grad).astype(X.dtype, copy=False)
 
 
+def _fgm_train_step(model, X, y, eps, p, *, world=None, seed=0, zero_grad="zero"):
+    # A training step's attack and weight gradient in one kernel, where the model has it:
+    # the bits of _fgm, X + delta and weight_gradient, without the (N, d) perturbed copy.
+    if zero_grad == "zero" and compiled_loop(model, "fgm_step", p):
+        loss, f, grad, ok = model.compiled_fgm_weight_gradient(X, y, eps, p)
+        require_finite_gradients(ok)
+        return loss, f, grad
+    return None
+
+
 def fgm(model, X, y, eps, norm, *, zero_grad="zero"):
     """Fast gradient method: one closed-form step of radius ``eps`` up the loss.
 
@@ -58,4 +68,4 @@ def _check(options):
 
 
 register(Attack("fgm", _fgm, "gradient", options={"zero_grad": "zero"}, trains=True, check=_check,
-                summary="one steepest-ascent step of the loss (FGM l2, FGSM linf)"))
+                train_step=_fgm_train_step, summary="one steepest-ascent step of the loss (FGM l2, FGSM linf)"))

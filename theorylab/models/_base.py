@@ -18,7 +18,9 @@ What a model can do beyond that is *declared* in :attr:`Learner.capabilities`
 
 ``compiled``
     attack loops the model runs in one compiled kernel
-    (:meth:`Learner.compiled_pgd`, :meth:`Learner.compiled_fgm`; l2 and linf);
+    (:meth:`Learner.compiled_pgd`, :meth:`Learner.compiled_fgm`; l2 and linf), and
+    ``"fgm_step"``: an FGM training step's attack and weight gradient as one kernel
+    (:meth:`Learner.compiled_fgm_weight_gradient`);
 ``exact``
     norms in which :meth:`Learner.worst_case_margin` is the exact minimum of the
     margin over the ball in closed form (linear models; separable polynomials
@@ -225,6 +227,15 @@ class Learner:
     def compiled_fgm(self, X, y, eps, p):
         """FGM in a compiled loop (validated arrays; capability "fgm")."""
         raise ValueError(f"{type(self).__name__} has no compiled FGM step")
+
+    def compiled_fgm_weight_gradient(self, X, y, eps, p):
+        """``weight_gradient(X + fgm(X))`` in one kernel (validated arrays; capability "fgm_step").
+
+        Returns ``(loss, scores, grad, ok)``: the weight gradient's outputs at the
+        perturbed points and, per row, False where the input gradient or the
+        perturbation is not finite.
+        """
+        raise ValueError(f"{type(self).__name__} has no compiled FGM training step")
 
     def worst_case_margin(self, X, y, eps, p, *, check_input=True):
         """Exact min over the p-ball of the margin, where ``capabilities.exact`` has p."""

@@ -65,7 +65,7 @@ class TwoLayerReLU(BinaryModel):
     """
 
     kind = "TwoLayerReLU"
-    capabilities = Capabilities(compiled={"pgd", "fgm"}, certify={2.0, np.inf},
+    capabilities = Capabilities(compiled={"pgd", "fgm", "fgm_step"}, certify={2.0, np.inf},
                                 solve={2.0, np.inf})
 
     def __init__(self, d, m, *, init_scale=None, threshold="max", c=0.5, dictionary=None,
@@ -188,6 +188,16 @@ class TwoLayerReLU(BinaryModel):
         """:func:`theorylab.attacks.fgm` in one compiled kernel (l2, linf)."""
         dt = np.dtype(self.dtype).type
         return _k.fgm(X, y, self.W, self.thresholds(), dt(eps), p == np.inf)
+
+    def compiled_fgm_weight_gradient(self, X, y, eps, p):
+        """An FGM training step in one kernel: the attack, x + delta and the weight gradient.
+
+        The bits of :meth:`compiled_fgm`, ``X + delta`` and :meth:`weight_gradient`
+        (l2, linf), without forming the perturbed points as an array.
+        """
+        dt = np.dtype(self.dtype).type
+        return _k.fgm_loss_and_weight_gradient(X, y, self.W, self.thresholds(), dt(eps),
+                                               p == np.inf)
 
     def weight_gradient(self, X, y, *, check_input=True):
         """Per-sample losses, scores and the gradient of the mean loss in ``W``.

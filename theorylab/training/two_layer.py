@@ -153,9 +153,15 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
         batch = fixed if fixed is not None else world.sample(batch_size, data_rng, dtype=dtype)
         X, y = batch.X, batch.y
         with model.fixed_weights():  # one b for the step's attack and gradient
-            if attack is not None:
-                X = X + attack.run(model, X, y, eps, p, seed=attack_rng, **attack_options)
-            loss, f, grad = model.weight_gradient(X, y, check_input=False)
+            fused = None
+            if attack is not None and attack.train_step is not None:  # one kernel (FGM)
+                fused = attack.train_step(model, X, y, eps, p, seed=attack_rng, **attack_options)
+            if fused is not None:
+                loss, f, grad = fused
+            else:
+                if attack is not None:
+                    X = X + attack.run(model, X, y, eps, p, seed=attack_rng, **attack_options)
+                loss, f, grad = model.weight_gradient(X, y, check_input=False)
         return loss, (y, f), grad
 
     with progress_bar(progress, steps, "adversarial" if adversarial else "clean") as bar:

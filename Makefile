@@ -7,13 +7,21 @@ STAMP  := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: check test test-thorough bench docs clean
+.PHONY: check test test-thorough bench docs clean phase phase-redraw ll-one-step ll-one-step-figures
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[test,dask,images]'
 	touch $(STAMP)
+
+# OpenBLAS picks its kernels from the CPU, and its AVX2 and AVX-512 kernels round
+# differently (a GEMM and an SVD on this machine: other last bits with each), so a committed
+# report would change with the machine that regenerates it.  make check pins the AVX2
+# ("Haswell") kernels wherever the CPU has AVX2; the report records the kernels it ran.
+ifeq ($(shell grep -qs avx2 /proc/cpuinfo && echo yes),yes)
+check: export OPENBLAS_CORETYPE ?= Haswell
+endif
 
 ## The main job: run every theorem check in the quick regime on 3 seeds, print the table,
 ## write reports/check_report.{md,json} and the figures.  A FAIL is a measured result and
@@ -27,7 +35,7 @@ check: $(STAMP)
 ## test is independent of the others, so the split between workers cannot change a result.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
@@ -42,6 +50,34 @@ $(DOCS_STAMP): $(STAMP) setup.cfg
 
 docs: $(DOCS_STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html -j 1 docs docs/_build/html
+
+## Phase maps (issue 20): every claim over (d, k, training length), on the claims' own
+## criteria; examples/sweeps/phase_*.toml into resumable stores in reports/phase/, cheap cells
+## first, with a progress bar and a time estimate; then the committed CSVs, the figures
+## figures/phase_*.png and reports/phase_report.md.  The whole map is ~5 CPU hours: stop it
+## when you like (PHASE_ARGS="--max-minutes 45"), the next run resumes.  Never in `make test`.
+PHASE_WORKERS ?= 1
+PHASE_ARGS ?=
+phase: $(STAMP)
+	$(BIN)/python -m proofs_check.phase --workers $(PHASE_WORKERS) $(PHASE_ARGS)
+
+## The figures and the report from the committed CSVs in reports/phase/, without computing.
+phase-redraw: $(STAMP)
+	$(BIN)/python -m proofs_check.phase --redraw
+## Issue 17's map of Li & Li's one-step algorithm from scratch (63 cells = 21 settings x 3
+## seeds, ~50-70 min on one shared core): one worker under nice 10, resumable (re-running
+## runs only the cells not done), a progress bar; then the CSV export (committed) and the
+## figures.  `make ll-one-step-figures` redraws the figures from the committed CSV alone.
+LL_MAP := examples/sweeps/ll_one_step
+LL_STORE := .sweeps/ll_one_step.sqlite
+ll-one-step: $(STAMP)
+	nice -n 10 $(BIN)/theorylab sweep run $(LL_MAP).toml --backend processes --workers 1 \
+		--results $(LL_STORE)
+	$(BIN)/theorylab sweep export $(LL_STORE) --csv $(LL_MAP).csv
+	$(MAKE) ll-one-step-figures
+
+ll-one-step-figures: $(STAMP)
+	$(BIN)/python -m theorylab.sweep.ll_one_step figures $(LL_MAP).csv --out figures
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -24,15 +24,17 @@ import importlib
 import numbers
 import pkgutil
 
-from ._harness import (ERROR, FAIL, INCONCLUSIVE, PASS, REGISTRY, SOURCES, Check, CheckResult,
-                       Criterion, CriterionResult, Source, evaluate, register)
+from ._harness import (CONVERGED, ERROR, FAIL, INCONCLUSIVE, NOT_CONVERGED_REASON, PASS, REGISTRY,
+                       SOURCES, Check, CheckResult, Criterion, CriterionResult, Source,
+                       convergence_measurements, evaluate, register)
 from ._loading import GROUP, load_all, load_entry_points, load_module
 from ._runner import format_table, run_checks, write_json, write_markdown, write_timings
 
 __all__ = ["Check", "Criterion", "CheckResult", "CriterionResult", "Source", "evaluate",
            "register", "REGISTRY", "SOURCES", "GROUP", "load_checks", "load_all",
            "load_module", "load_entry_points", "run", "select", "format_table", "write_report",
-           "write_json", "write_timings", "PASS", "FAIL", "INCONCLUSIVE", "ERROR"]
+           "write_json", "write_timings", "PASS", "FAIL", "INCONCLUSIVE", "ERROR",
+           "CONVERGED", "NOT_CONVERGED_REASON", "convergence_measurements"]
 
 _PREFIXES = ("fp_", "lb_", "ll_", "img_")
 

@@ -17,7 +17,13 @@ several seeds into a verdict:
 * a criterion whose key *no* seed measured is an ERROR, and so is the check:
   that is a mistake in the check (a typo in the key, a measurement the run
   forgot), not a property of the claim, and the reason says which measured key
-  was probably meant.
+  was probably meant;
+* a seed whose training did not converge (the measurement ``converged`` is
+  false, :data:`CONVERGED`) makes the check INCONCLUSIVE, with that seed's
+  ``not_converged_reason`` (:data:`NOT_CONVERGED_REASON`): a verdict on a
+  transient would say when training stopped, not what it learns.  The criteria
+  are reported but not judged.  :func:`convergence_measurements` makes both keys
+  (and the measured diagnostics) from the runs' training histories.
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 __all__ = ["Criterion", "Check", "CriterionResult", "CheckResult", "evaluate", "register",
-           "REGISTRY", "SOURCES", "PASS", "FAIL", "INCONCLUSIVE", "ERROR"]
+           "REGISTRY", "SOURCES", "PASS", "FAIL", "INCONCLUSIVE", "ERROR", "CONVERGED",
+           "NOT_CONVERGED_REASON", "convergence_measurements"]
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 #: The verdict of a check that raised, or whose criteria name a key no seed measured.
 ERROR = "ERROR"
+#: Measurement keys of a run's training convergence (see :func:`evaluate`).
+CONVERGED, NOT_CONVERGED_REASON = "converged", "not_converged_reason"
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
@@ -73,6 +82,17 @@ class Criterion:
 
     def describe(self):
         return f"{self.key} {self.op} {self.threshold:g}"
+
+    def margin(self, value):
+        """Signed distance of ``value`` from the threshold: positive on the holding side.
+
+        ``value - threshold`` for ``>=`` / ``>``, ``threshold - value`` for ``<=`` / ``<``
+        (a strict criterion at margin 0 does not hold); NaN for a value that is not a
+        finite or infinite number.
+        """
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return math.nan
+        return value - self.threshold if self.op in (">=", ">") else self.threshold - value
 
 
 @dataclass
@@ -155,8 +175,49 @@ def _finite(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def evaluate(check, measurements):
+def convergence_measurements(histories):
+    """The convergence measurements of a run from its training histories.
+
+    Parameters
+    ----------
+    histories : dict
+        Name (``"clean"``, ``"adv"``, ...) -> :class:`theorylab.training.History`;
+        histories without a diagnosis (``convergence`` None) are skipped.
+
+    Returns
+    -------
+    dict
+        ``converged`` (every history converged), ``not_converged_reason`` (each
+        unconverged history's reason, named) and ``convergence_<name>_<criterion>``,
+        the measured relative change of each criterion (for the report).
+    """
+    out, reasons = {}, []
+    for name, history in histories.items():
+        diag = getattr(history, "convergence", None)
+        if diag is None:
+            continue
+        for crit, c in diag["criteria"].items():
+            if c["value"] is not None:
+                out[f"convergence_{name}_{crit}"] = float(c["value"])
+        if not diag["converged"]:
+            reasons.append(f"{name} training: {diag['reason']}")
+    out[CONVERGED] = not reasons
+    out[NOT_CONVERGED_REASON] = "; ".join(reasons)
+    return out
+
+
+def _not_converged(measurements, seeds):
+    # "seed s: reason" for each seed whose run says its training did not converge.
+    labels = seeds if seeds is not None and len(seeds) == len(measurements) \
+        else range(len(measurements))
+    return [f"seed {s}: {m.get(NOT_CONVERGED_REASON) or 'training did not converge'}"
+            for s, m in zip(labels, measurements) if CONVERGED in m and not m[CONVERGED]]
+
+
+def evaluate(check, measurements, seeds=None):
     """Verdict of ``check`` from a list of per-seed measurement dicts.
+
+    ``seeds`` (the seeds of ``measurements``, in order) only labels the reasons.
 
     Returns
     -------
@@ -194,6 +255,10 @@ def evaluate(check, measurements):
     broken = [r for r in results if r.status == ERROR]
     if broken:
         return ERROR, "; ".join(r.reason for r in broken), results
+    unconverged = _not_converged(measurements, seeds)
+    if unconverged:
+        return INCONCLUSIVE, "training did not converge (claim not judged): " + "; ".join(
+            unconverged), results
     pre = [r for r in results if r.criterion.kind == "precondition" and r.status != PASS]
     if pre:
         return INCONCLUSIVE, "precondition not met (claim not judged): " + "; ".join(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -127,8 +128,10 @@ def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None
     ctx = multiprocessing.get_context("spawn")
     sources = sorted({SOURCES[c] for c in ids if c in SOURCES and SOURCES[c].kind != "theorylab"},
                      key=lambda s: (s.kind, s.target))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                             initargs=(sources,)) as pool:
+    with _serial_kernels_in_workers(), \
+            ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                                initargs=(sources,)) as pool:
+        _compile_once(pool, ids, jobs, bar)
         futures = [pool.submit(_run_seed, group, regime, s, params_override)
                    for s, group in tasks]
         drawing = {}
@@ -145,6 +148,83 @@ def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None
                         drawing[cid] = pool.submit(_render_figure, *job)
         figures = {cid: f.result() for cid, f in drawing.items()}
     return {cid: [per_seed[s][cid] for s in seeds] for cid in ids}, figures
+
+
+# Seconds to compile each kernel family from a cold cache (theorylab.sweep.warm), measured
+# on the 2-core machine under load: two_layer 48-59, cnn 25-44, polynomial 9-17, ntk 3-8,
+# linear 5-6.  Only their order matters: it balances the families over the workers.
+_COMPILE_COST = {"two_layer": 50.0, "cnn": 30.0, "polynomial": 10.0, "ntk": 5.0, "linear": 5.0}
+
+
+def _compile_once(pool, ids, jobs, bar=None):
+    """Fill a cold Numba cache before any check runs, each kernel family in one worker.
+
+    Without it every worker compiled the kernels its first task called, the same ones
+    at the same time (the fp tasks of two seeds), doubling the compile work and writing
+    the same cache files concurrently (numba #10128).  The families are split over the
+    workers, costliest first; the kernels every family shares (the worlds' samplers, the
+    logistic loss) are compiled first, by one worker.  From a warm cache this only loads
+    kernels the workers load anyway (a few seconds per family).
+    """
+    from theorylab.sweep.warm import families_for, warm_shared
+
+    if not pool.submit(_caching).result():
+        return  # nothing is shared between the workers: each compiles what it calls
+    families = {f for cid in ids for f in families_for({"kind": "check", "check": cid})}
+    bins = _compile_bins(families, jobs)
+    if bar is not None:
+        bar.set_description("compiling or loading kernels")
+    pool.submit(warm_shared).result()
+    for fut in [pool.submit(_warm_families, b) for b in bins]:
+        fut.result()
+    if bar is not None:
+        bar.set_description("check runs")
+
+
+def _caching():
+    # Asked in a worker (the parent's setting could differ only through its environment).
+    from theorylab._kernels.cache import CACHE_ENABLED
+
+    return CACHE_ENABLED
+
+
+@contextlib.contextmanager
+def _serial_kernels_in_workers():
+    """Spawned workers compile their kernels without ``parallel=True`` (``_jit``).
+
+    They run one kernel thread each, so the parallel build would only cost compile time
+    (most of a cold start) and bring nothing; the bits are the same either way.  The
+    parent's own kernels are untouched (the variable is read at import).
+    """
+    from theorylab._kernels._jit import SERIAL_ENV
+
+    before = os.environ.get(SERIAL_ENV)
+    os.environ[SERIAL_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[SERIAL_ENV]
+        else:
+            os.environ[SERIAL_ENV] = before
+
+
+def _compile_bins(families, jobs):
+    """Kernel families split into at most ``jobs`` lists, longest-processing-time first."""
+    order = sorted(families, key=lambda f: (-_COMPILE_COST.get(f, 1.0), f))
+    bins = [[] for _ in range(max(1, min(jobs, len(order))))]
+    load = [0.0] * len(bins)
+    for f in order:
+        k = load.index(min(load))
+        bins[k].append(f)
+        load[k] += _COMPILE_COST.get(f, 1.0)
+    return [b for b in bins if b]
+
+
+def _warm_families(families):
+    from theorylab.sweep.warm import warm_kernels
+
+    return warm_kernels(families)
 
 
 # Check families in decreasing cost (CPU seconds per seed, quick regime, measured on the
@@ -215,7 +295,7 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
             res = CheckResult(check, regime, list(seeds), measurements, [], ERROR,
                               f"the check raised {last}", seconds, error=error)
         else:
-            verdict, reason, crit = evaluate(check, measurements)
+            verdict, reason, crit = evaluate(check, measurements, list(seeds))
             res = CheckResult(check, regime, list(seeds), measurements, crit, verdict, reason,
                               seconds, figure_path=figures.get(check.id))
         results.append(res)
@@ -265,11 +345,12 @@ def _environment():
     import scipy
 
     from theorylab import __version__
-    from theorylab._kernels.threads import numba_version
+    from theorylab._kernels.threads import blas_kernels, numba_version
 
     return {"theorylab": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "numba": numba_version(), "python": platform.python_version(),
-            "machine": platform.machine(), "cpus": os.cpu_count()}
+            "machine": platform.machine(), "cpus": os.cpu_count(),
+            "blas_kernels": blas_kernels()}
 
 
 def _papers(results):

@@ -175,7 +175,7 @@ def _li_li(outdir, quick=False):
 
     Runs the quick regime of the ll checks on seeds 0, 1, 2 (a few minutes).
     """
-    from .ll_features import run_adversarial
+    from .ll_features_adversarial import adversarial_figure, run_adversarial
     from .ll_scaling import run_race, run_threshold
 
     checks = load_checks()
@@ -185,7 +185,10 @@ def _li_li(outdir, quick=False):
         params = checks[check_id].regimes["quick"]
         return [fn(seed, params) for seed in seeds]
 
-    adv = runs("ll.adversarial_robust", run_adversarial)
+    # The warm-started PGD-3 run (theorylab's addition): its standard -> adversarial
+    # trajectory is the picture these two figures draw.  The paper's one-step algorithm
+    # from scratch has its own figures, from its map (make ll-one-step).
+    adv = runs("ll.adversarial_robust_warm_pgd", run_adversarial)
     ex = [r["extra"] for r in adv]
     written = []
 
@@ -194,25 +197,14 @@ def _li_li(outdir, quick=False):
         fig.savefig(path, dpi=130)
         written.append(path)
 
-    t_std = checks["ll.adversarial_robust"].regimes["quick"]["T_std"]
+    t_std = checks["ll.adversarial_robust_warm_pgd"].regimes["quick"]["T_std"]
     curves = {"standard": [e["curves_std"] for e in ex],
               "adversarial, warm start, PGD-3": [e["curves"] for e in ex]}
-    if "curves_one_step" in ex[0]:
-        curves["one-step (FGSM) from a fresh init"] = [e["curves_one_step"] for e in ex]
     save(llp.feature_learning(curves, offsets={"adversarial, warm start, PGD-3": t_std},
-                          title="standard, then adversarial from it (after the dotted line); "
-                                "one-step AT from scratch"),
+                          title="standard, then adversarial (warm start, PGD-3) from it, after "
+                                "the dotted line"),
          "ll_feature_learning.png")
-    save(llp.robustness_vs_eps(ex[0]["eps"], {
-        "standard, strongest attack": [e["pgd_std"] for e in ex],
-        "standard, certified": [e["certified_std"] for e in ex],
-        "standard, -v_y": [e["structured_std"] for e in ex],
-        "adversarial, strongest attack": [e["pgd"] for e in ex],
-        "adversarial, certified": [e["certified"] for e in ex],
-        "adversarial, -v_y": [e["structured"] for e in ex]},
-        threshold=ex[0]["threshold"], eps_train=ex[0]["eps_train"],
-        title="standard vs adversarial training (warm start, PGD-3), 3 seeds"),
-        "ll_robustness.png")
+    save(adversarial_figure(adv, "warm start, PGD-3; 3 seeds"), "ll_robustness.png")
     thr = runs("ll.threshold_scaling", run_threshold)
     save(llp.threshold_scaling(thr[0]["extra"]["d"], [r["extra"]["threshold"] for r in thr],
                            beta=thr[0]["extra"]["beta"], slopes=[r["slope"] for r in thr]),

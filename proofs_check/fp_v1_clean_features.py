@@ -15,18 +15,19 @@ from theorylab.pipelines.feature_purification import fp_clean as clean_stage
 
 from ._papers import FP
 from ._fp_common import REGIMES
-from ._harness import Check, Criterion, register
+from ._harness import Check, Criterion, convergence_measurements, register
 
 
 
 def run(seed, params):
     # Clean training only, in the identity basis: its structure is the same in every
     # dictionary (the pipeline's rotation equivariance), so no adversarial stage is needed.
-    clean, world, _, seconds = clean_stage(seed, params)
+    clean, world, history, seconds = clean_stage(seed, params)
     s = metrics.feature_structure(clean.W, world.w_star)
     d = world.d
     test = world.sample(params.get("n_test", 1000), np.random.SeedSequence([seed, 0xC1EA]))
     return {
+        **convergence_measurements({"clean": history}),
         "clean_accuracy": clean.accuracy(test.X, test.y),
         "sign_correct": float(np.mean(s["sign_correct"])),
         "coverage_fraction": s["coverage"] / d,

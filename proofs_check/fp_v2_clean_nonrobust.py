@@ -15,7 +15,7 @@ from theorylab.pipelines.feature_purification import fp_base
 
 from ._evaluation import EVALUATION_NOTE, curve_extra, sandwich
 from ._fp_common import REGIMES, evaluated, linear_rule_curve, nearest_index
-from ._harness import Check, Criterion, register
+from ._harness import Check, Criterion, convergence_measurements, register
 from ._papers import FP
 
 
@@ -58,6 +58,7 @@ def run(seed, params):
     }
     out.update(sandwich("robust_clean", clean, grid[i]))
     out.update(sandwich("robust_oracle", oracle, grid[i]))
+    out.update(convergence_measurements({"clean": r.clean_history}))
     return out
 
 

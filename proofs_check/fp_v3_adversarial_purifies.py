@@ -16,7 +16,7 @@ from theorylab.pipelines.feature_purification import fp_run
 
 from ._evaluation import EVALUATION_NOTE, curve_extra, evaluate, sandwich
 from ._fp_common import REGIMES, evaluated, nearest_index
-from ._harness import Check, Criterion, register
+from ._harness import Check, Criterion, convergence_measurements, register
 from ._papers import FP
 
 
@@ -78,6 +78,7 @@ def run(seed, params):
     for name in ("clean", "adv", "oracle"):
         out.update(sandwich(f"robust_{name}", ev[name], eps))
     out.update(sandwich("robust_oracle_covered", cov, eps))
+    out.update(convergence_measurements({"clean": r.clean_history, "adv": r.adv_history}))
     return out
 
 

@@ -18,7 +18,7 @@ from theorylab.pipelines.feature_purification import fp_clean as clean_stage
 from theorylab.pipelines.feature_purification import fp_run
 
 from ._fp_common import REGIMES
-from ._harness import Check, Criterion, register
+from ._harness import Check, Criterion, convergence_measurements, register
 from ._papers import FP
 
 
@@ -37,6 +37,7 @@ def run(seed, params):
     r = fp_run(seed, params)
     p, moved, cos = _principle(r)
     return {
+        **convergence_measurements({"clean": r.clean_history, "adv": r.adv_history}),
         "principle_fraction": p["fraction"],
         "principle_ratio_median": float(np.median(p["ratio"])),
         "removed_fraction_median": float(np.median(moved)),
@@ -90,14 +91,16 @@ def run_corr(seed, params):
     # The trend uses clean training only; the adversarial weights' correlation is
     # reported at the largest d (the run the other checks share).
     extra = {"d": [], "corr_clean": []}
+    histories = {}
     for d in params["d_grid"]:
-        clean = clean_stage(seed, dict(params, d=d))[0]
+        clean, _, histories[f"clean_d{d}"], _ = clean_stage(seed, dict(params, d=d))
         cos = np.abs(metrics.purification(clean.W, clean.W, clean.W_init)["corr_init_clean"])
         extra["d"].append(d)
         extra["corr_clean"].append(float(np.median(cos)))
     r = fp_run(seed, dict(params, d=params["d_grid"][-1]))
     c = extra["corr_clean"]
-    return {"corr_init_clean_dmin": c[0], "corr_init_clean_dmax": c[-1],
+    # The judged trend is the clean runs'; the adversarial run is reported only.
+    return {**convergence_measurements(histories), "corr_init_clean_dmin": c[0], "corr_init_clean_dmax": c[-1],
             "corr_ratio_dmax_over_dmin": c[-1] / c[0],
             "corr_init_adv_dmax": float(np.median(
                 metrics.purification(r.clean.W, r.adv.W, r.clean.W_init)["corr_init_adv"])),

@@ -12,7 +12,8 @@ from theorylab.pipelines.li_li import ADV, BASE, adversarial_run, make_world, se
 from ._evaluation import evaluate
 
 __all__ = ["BASE", "ADV", "make_world", "standard_run", "adversarial_run",
-           "pgd_accuracy", "robustness", "structured", "learning_curves", "clear_cache"]
+           "pgd_accuracy", "robustness", "structured", "learning_curves", "clear_cache",
+           "curve", "sandwich_curves"]
 
 
 
@@ -38,6 +39,30 @@ def pgd_accuracy(model, test, eps, p, seed, side="attack"):
 def structured(model, world, test, eps):
     """Accuracy under the -v_y attack on the non-robust patches."""
     return structured_accuracy(model, world, test, eps)
+
+
+def curve(model, run, seed, factors, unit=None):
+    """The sandwich and the structured-attack accuracy at radii ``factors`` x ``unit``.
+
+    ``unit`` defaults to the erasure threshold of ``run["world"]``.  Returns the
+    radii, the Robustness and the structured accuracies.
+    """
+    unit = run["world"].erasure_radius() if unit is None else unit
+    eps = [f * unit for f in factors]
+    p = {"threat": run["world"].threat}
+    return eps, robustness(model, run["test"], eps, p, seed), \
+        [structured(model, run["world"], run["test"], e) for e in eps]
+
+
+def sandwich_curves(extras, label="", suffix=""):
+    """Figure curves of the checks' ``extra`` dicts: strongest attack, certified, -v_y.
+
+    ``label`` prefixes the curve names; ``suffix`` picks the keys of another network
+    (``"_std"``: the standard one).
+    """
+    return {f"{label}strongest attack": [e["pgd" + suffix] for e in extras],
+            f"{label}certified": [e["certified" + suffix] for e in extras],
+            f"{label}-v_y": [e["structured" + suffix] for e in extras]}
 
 
 def learning_curves(history):

@@ -18,7 +18,7 @@ import numpy as np
 from theorylab.attacks import erasure_threshold
 
 from ._papers import LL
-from ._harness import Check, Criterion, register
+from ._harness import Check, Criterion, convergence_measurements, register
 from .ll_pipeline import BASE, pgd_accuracy, standard_run
 
 # -- ll.threshold_scaling ------------------------------------------------------
@@ -30,9 +30,10 @@ _GRID = tuple(np.round(np.geomspace(0.005, 0.4, 81), 6))
 def run_threshold(seed, params):
     p = dict(BASE, **params)
     ds = p["ds"]
-    taus, clean, pgd_past = [], [], []
+    taus, clean, pgd_past, histories = [], [], [], {}
     for d in ds:
         r = standard_run(seed, dict(params, d=d))
+        histories[f"standard_d{d}"] = r["history"]
         model, world, test = r["model"], r["world"], r["test"]
         grid = np.asarray(p.get("grid", _GRID))
         tau = erasure_threshold(model, world, test, factors=grid / world.erasure_radius())
@@ -43,6 +44,7 @@ def run_threshold(seed, params):
     ratio = np.asarray(taus) / np.asarray(pred)
     slope = float(np.polyfit(np.log(ds), np.log(taus), 1)[0])
     return {
+        **convergence_measurements(histories),
         "slope": slope,
         "threshold_over_prediction_min": float(ratio.min()),
         "threshold_over_prediction_max": float(ratio.max()),
@@ -116,9 +118,10 @@ def _crossing(ratios, values, level):
 
 def run_race(seed, params):
     p = dict(BASE, **params)
-    ratios, adv, wins, gus, gvs = [], [], [], [], []
+    ratios, adv, wins, gus, gvs, histories = [], [], [], [], [], {}
     for beta in p["race_betas"]:
         r = standard_run(seed, dict(params, beta=beta))
+        histories[f"standard_ratio{r['world'].race(p['q']):.3g}"] = r["history"]
         fin = r["history"].final
         gu, gv = fin["gamma_u"], fin["gamma_v"]
         # Mean-over-classes advantage in [-1, 1]: -1 only u learned, +1 only v learned
@@ -133,6 +136,7 @@ def run_race(seed, params):
     adv, wins = np.asarray(adv)[order], np.asarray(wins)[order]
     gus, gvs = np.asarray(gus)[order], np.asarray(gvs)[order]
     return {
+        **convergence_measurements(histories),
         "gamma_u_smallest_ratio": float(gus[0]),
         "gamma_v_largest_ratio": float(gvs[-1]),
         "v_wins_smallest_ratio": float(wins[0]),

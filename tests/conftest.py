@@ -22,14 +22,13 @@ _tt.register_profiles()
 settings.load_profile(_tt.profile_from_environment())
 
 
-def _warm_all_kernels():
+def _warm_two_layer():
     # Every kernel (and type signature) the test suites call, on tiny inputs, so
     # compilation or cache loading happens here rather than inside a timed test
     # or a Hypothesis example.  float64 and the models' own argument types only.
     from theorylab import attacks
-    from theorylab._kernels import cnn, linear, ntk, polynomial, relu_net
-    from theorylab.models import (LinearClassifier, NTKClassifier, PolynomialClassifier,
-                                  SmoothedReLUCNN, TwoLayerReLU)
+    from theorylab._kernels import relu_net
+    from theorylab.models import TwoLayerReLU
 
     X = np.zeros((2, 3))
     y = np.ones(2)
@@ -47,6 +46,12 @@ def _warm_all_kernels():
     attacks.pgd(net, Xr, yr, 0.1, 2, steps=1, random_start=True)
     attacks.fgm(net, Xr, yr, 0.1, 2)  # the compiled fgm (pgd's is compiled above)
 
+
+def _warm_cnn():
+    from theorylab._kernels import cnn
+    from theorylab.models import SmoothedReLUCNN
+
+    rng = np.random.default_rng(0)
     cnn_model = SmoothedReLUCNN(2, 2, 3, W=rng.standard_normal((2, 2, 3)))
     Xp, yc = rng.standard_normal((2, 2, 3)), np.array([0, 1])
     cnn_model.decision_function(Xp)
@@ -61,6 +66,14 @@ def _warm_all_kernels():
         cnn.ascent_step(np.zeros_like(Xp), Xp, 0.1, 0.1, linf)
         cnn.ascent(Xp, yc, cnn_model.W, 3, 0.5, np.zeros_like(Xp), 1, 0.1, 0.1, linf)
 
+
+def _warm_kernel_learners():
+    from theorylab._kernels import linear, ntk, polynomial
+    from theorylab.models import LinearClassifier, NTKClassifier, PolynomialClassifier
+
+    rng = np.random.default_rng(0)
+    Xr = rng.standard_normal((3, 3))
+    yr = np.array([1.0, -1.0, 1.0])
     lin = LinearClassifier(3, w=np.ones(3))
     lin.input_gradient(Xr, yr)
     lin.decision_function(Xr)
@@ -84,6 +97,38 @@ def _warm_all_kernels():
     ana.gram(Xr)
     ana.gram(Xr, Xr[:2])
     ntk.row_norms(Xr)
+
+
+# The costliest part first (two_layer ~50 s from a cold cache, cnn ~25 s, the rest ~15 s):
+# with pytest-xdist, worker i starts on part i, so on a cold cache the workers compile
+# different kernels side by side instead of the same ones twice (and write the same cache
+# files at once); each then takes the others' parts under their locks, by then a cache load.
+_WARM_PARTS = (("two_layer", _warm_two_layer), ("cnn", _warm_cnn),
+               ("kernel_learners", _warm_kernel_learners))
+
+
+def _warm_all_kernels():
+    import fcntl
+    import os
+
+    from theorylab._kernels._jit import CACHE_ENABLED
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    start = int(worker[2:]) if worker[2:].isdigit() else 0
+    n = len(_WARM_PARTS)
+    order = [_WARM_PARTS[(start + i) % n] for i in range(n)]
+    cache = os.environ.get("NUMBA_CACHE_DIR")
+    for name, warm in order:
+        if not (CACHE_ENABLED and cache):
+            warm()  # nothing shared between processes: no lock needed
+            continue
+        os.makedirs(cache, exist_ok=True)
+        with open(os.path.join(cache, f".warm-{name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                warm()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -52,7 +52,7 @@ def test_train_then_continue_adversarially(tmp_path, capsys):
     hist = _json(capsys, ["train", *TRAIN, "--init", str(clean), "--adversarial", "fgm",
                           "--eps", "0.1", "--norm", "inf", "--steps", "20", "--save", str(adv),
                           "--json"])
-    assert set(hist) == {"config", "records"}
+    assert set(hist) == {"config", "records", "convergence"}
     assert hist["config"]["adversarial"] == "fgm" and hist["records"][-1]["step"] == 20
     for key in ("loss", "clean_accuracy", "dense_ratio", "coverage"):
         assert key in hist["records"][-1]
@@ -68,6 +68,25 @@ def test_train_json_is_strict_json(capsys):
     out, _ = _run(capsys, ["train", *TRAIN, "--steps", "10", "--ramp", "5", "--json"])
     hist = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert hist["records"][-1]["step"] == 10
+
+
+def test_train_warns_on_stderr_when_not_converged(capsys):
+    # 600 clean steps at d = 128 stopped while the threshold still ramps: one warning line on
+    # stderr (under --quiet too), the result line on stdout unchanged.
+    out, err = _run(capsys, ["train", "--d", "128", "--k", "5", "--batch-size", "512",
+                             "--steps", "600", "--ramp", "600", "--quiet"])
+    assert out.startswith("steps 600  loss ") and len(out.splitlines()) == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("theorylab train: warning: training has not converged: ")
+    assert "c moved 16.5" in lines[0] and "loss still falling" in lines[0]
+
+
+def test_train_says_nothing_when_converged(capsys):
+    out, err = _run(capsys, ["train", "--d", "64", "--k", "3", "--batch-size", "256",
+                             "--steps", "1000", "--quiet", "--json"])
+    assert err == ""
+    assert json.loads(out)["convergence"]["converged"] is True
 
 
 # -- attack -------------------------------------------------------------------------------
@@ -289,7 +308,7 @@ def tiny_li_li(monkeypatch):
 
     checks = load_checks()
     small = dict(d=32, n_train=64, n_test=40, T_std=150, pgd_steps=2)
-    for cid, extra in (("ll.adversarial_robust", dict(T_adv=20, one_step=())),
+    for cid, extra in (("ll.adversarial_robust_warm_pgd", dict(T_adv=20)),
                        ("ll.threshold_scaling", dict(ds=(32, 64))),
                        ("ll.race", dict(race_betas=(0.5, 1.0, 1.5)))):
         regimes = checks[cid].regimes

@@ -146,7 +146,8 @@ STRATEGIES = {
 _ALL_CHOICES = {"pm1", "continuous", "identity", "orthogonal", "hadamard", "max", "norm",
                 "fixed", "linf", "l2", "A", "B", "separable", "kernel", "empirical",
                 "analytic", "online", "full", "mean", "none", "train", "test", "extra",
-                "digits", "zero", "raise", "global", "nonrobust", "robust", "per_patch"}
+                "digits", "zero", "raise", "global", "nonrobust", "robust", "per_patch",
+                "steepest", "sign", "gradient", "loss", "margin"}
 
 
 @dataclass
@@ -274,7 +275,8 @@ TABLE += _rows("attacks.pgd", attacks.pgd, A,
                     seed="seed", restarts="pos_int"))
 TABLE += _rows("attacks.pgd (CNN)", attacks.pgd, dict(AP, steps=2), _ATTACK_P)
 TABLE += _rows("attacks.ascent", attacks.ascent, dict(AP, steps=2),
-               dict(_ATTACK_P, steps="pos_int", random_start="bool"))
+               dict(_ATTACK_P, steps="pos_int", random_start="bool", form="choice",
+                    objective="choice", step_size="pos_float?"))
 TABLE += _rows("attacks.apgd", attacks.apgd, dict(A, iters=2),
                dict(_ATTACK, iters="pos_int", restarts="pos_int", random_start="bool",
                     rho="unit", seed="seed"))
@@ -329,7 +331,7 @@ TABLE += _rows("training.train_cnn", training.train_cnn,
                dict(model="model", world="patch_world", steps="pos_int", lr="pos_float",
                     n_train="size", eps="nonneg_float", norm="norm?", random_start="bool",
                     eps_ramp="nonneg_int", eval_size="size", callback="callback",
-                    seed="seed"))
+                    monitor_steps="pos_int?", seed="seed"))
 TABLE += _rows("training.train_many", training.train_many,
                dict(models=[NET], data=[(S.X, S.y)], steps=2),
                dict(steps="pos_int", lr="pos_float", schedule="schedule"))

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from proofs_check import load_checks
-from proofs_check._runner import ERROR, run_checks, write_json, write_markdown
+from proofs_check import (FAIL, INCONCLUSIVE, PASS, Check, Criterion, convergence_measurements,
+                          evaluate, load_checks)
+from proofs_check._runner import ERROR, format_table, run_checks, write_json, write_markdown
 
 TINY = {"d": 16, "k": 2, "T": 60, "T_adv": 20, "batch": 64, "n_test": 100, "pgd_steps": 3}
 
@@ -33,6 +34,9 @@ def test_jobs_do_not_change_results(tmp_path):
             assert x.keys() == y.keys()
             for key in x:
                 if key.startswith("seconds"):
+                    continue
+                if isinstance(x[key], str):  # not_converged_reason
+                    assert x[key] == y[key], (a.check.id, key)
                     continue
                 assert np.array_equal(x[key], y[key], equal_nan=True), (a.check.id, key)
         assert a.verdict == b.verdict
@@ -123,3 +127,69 @@ def test_report_json_reproduces_bit_for_bit(tmp_path):
     t = json.loads((tmp_path / "t.json").read_text())
     assert [r["id"] for r in t["results"]] == [r.check.id for r in results]
     assert all(r["seconds"] > 0 for r in t["results"])
+
+
+# -- training that did not converge ------------------------------------------------------
+
+def _toy_check():
+    return Check(id="t.toy", paper="p", claim="c", provenance="[D]",
+                 regimes={"quick": {}, "full": {}},
+                 criteria=[Criterion("a", ">=", 1.0, "r")], run=lambda seed, params: {})
+
+
+def test_a_seed_whose_training_did_not_converge_makes_the_check_inconclusive():
+    check = _toy_check()
+    ok = {"a": 2.0, "converged": True, "not_converged_reason": ""}
+    bad = {"a": 0.0, "converged": True, "not_converged_reason": ""}
+    transient = {"a": 0.0, "converged": False,
+                 "not_converged_reason": "adv training: dense_ratio moved 9%"}
+    assert evaluate(check, [ok, ok])[0] == PASS
+    assert evaluate(check, [bad, bad])[0] == FAIL
+    # Never a verdict on a transient, neither FAIL nor PASS; the reason names seed and cause.
+    verdict, reason, results = evaluate(check, [bad, transient], seeds=[3, 4])
+    assert verdict == INCONCLUSIVE
+    assert reason == ("training did not converge (claim not judged): seed 4: adv training: "
+                      "dense_ratio moved 9%")
+    assert [r.status for r in results] == [FAIL]  # still reported
+    assert evaluate(check, [ok, dict(ok, converged=np.False_)])[0] == INCONCLUSIVE
+    # A mistake in the check stays an ERROR.
+    assert evaluate(check, [{"converged": False}])[0] == ERROR
+
+
+def test_convergence_measurements_from_histories():
+    class H:
+        def __init__(self, converged, value):
+            self.convergence = {"converged": converged, "reason": "" if converged else "why",
+                                "criteria": {"loss_plateau": {"value": value}}}
+
+    class Undiagnosed:
+        convergence = None
+
+    m = convergence_measurements({"clean": H(True, 0.07), "adv": H(False, None),
+                                  "oracle": Undiagnosed()})
+    assert m == {"convergence_clean_loss_plateau": 0.07, "converged": False,
+                 "not_converged_reason": "adv training: why"}
+    assert convergence_measurements({})["converged"] is True
+
+
+@pytest.mark.slow
+def test_truncated_training_makes_a_real_check_inconclusive(tmp_path):
+    # fp.v1 with its clean training stopped halfway through the threshold ramp
+    # (ramp_frac 2: the ramp would need twice the steps): INCONCLUSIVE on every seed, with
+    # the reason in the table and the report; the same regime run to its end is judged.
+    check = load_checks()["fp.v1_clean_features_l2"]
+    small = {"d": 32, "k": 2, "T": 300, "batch": 128, "n_test": 200}
+    cut, = run_checks([check], "quick", [0, 1], params_override=dict(small, ramp_frac=2.0))
+    assert cut.verdict == INCONCLUSIVE
+    assert cut.reason.startswith("training did not converge (claim not judged): seed 0: "
+                                 "clean training: c moved")
+    assert "seed 1: clean training" in cut.reason
+    assert "training did not converge" in format_table([cut])
+    write_markdown([cut], tmp_path / "r.md")
+    write_json([cut], tmp_path / "r.json")
+    assert "*Why:* training did not converge" in (tmp_path / "r.md").read_text()
+    saved = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert [m["converged"] for m in saved["measurements"]] == [False, False]
+    whole, = run_checks([check], "quick", [0, 1], params_override=dict(small, ramp_frac=0.5))
+    assert all(m["converged"] for m in whole.measurements), whole.reason
+    assert not whole.reason.startswith("training did not converge")

@@ -181,6 +181,23 @@ def test_failed_cell_is_recorded_and_rerun_skips_done_cells(tmp_path, helpers):
     assert json.loads(by_d[1]["first"]) == rows[1]["metrics"]["first"]
 
 
+def test_select_and_a_stop_leave_the_other_cells_pending(tmp_path, helpers):
+    spec, res = toy_spec([1, 2, 3, 4]), str(tmp_path / "r.sqlite")
+    s1 = run_sweep(spec, results=res, select=lambda c: c.params["d"] % 2 == 0)
+    assert (s1["ran"], s1["unselected"], s1["stopped"]) == (2, 2, False)
+    with Store(res, create=False) as st:
+        status = {r["params"]["d"]: r["status"] for r in st.rows()}
+    assert status == {1: "pending", 2: "done", 3: "pending", 4: "done"}
+    # on_result returning True stops after that cell; the rest stays pending for a resume.
+    seen = []
+    s2 = run_sweep(spec, results=res, on_result=lambda r, summ: seen.append(r["key"]) or True)
+    assert (s2["ran"], s2["skipped"], s2["stopped"], len(seen)) == (1, 2, True, 1)
+    with Store(res, create=False) as st:
+        assert st.counts()["pending"] == 1
+    s3 = run_sweep(spec, results=res, on_result=lambda r, summ: False)
+    assert (s3["ran"], s3["skipped"], s3["stopped"]) == (1, 3, False)
+
+
 def test_results_of_another_experiment_are_refused(tmp_path, helpers):
     res = str(tmp_path / "r.sqlite")
     run_sweep(toy_spec([1]), results=res)

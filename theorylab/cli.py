@@ -154,7 +154,9 @@ def _add_train(sub):
     p = sub.add_parser("train", help="train a TwoLayerReLU, clean or adversarially",
                        description="Train the two-layer threshold network on a sparse-coding "
                                    "world. With --init, continue from a saved model (e.g. "
-                                   "adversarial training from clean weights).")
+                                   "adversarial training from clean weights). Warns on stderr "
+                                   "when the run has not converged (loss plateau, dense ratio "
+                                   "and threshold stable over the last fifth of the steps).")
     _world_args(p)
     g = p.add_argument_group("model")
     g.add_argument("--width", type=_POSITIVE_INT, default=None, help="neurons m (default 2d)")
@@ -217,6 +219,11 @@ def _cmd_train(args):
     model.metadata["world"] = world.spec()
     if args.save:
         model.save(args.save)
+    if hist.converged is False:
+        # One line on stderr (stdout keeps the result, or the JSON, clean); under --quiet
+        # too: it says the numbers describe a transient, not where training goes.
+        print(f"theorylab train: warning: training has not converged: "
+              f"{hist.convergence['reason']}", file=sys.stderr, flush=True)
     if args.json:
         print(_dumps(hist.to_dict()))
     else:

@@ -63,12 +63,18 @@ class Budget:
     crown_iters : int
         Slope-optimisation steps of the threshold network's certificate.
     time_limit : float
-        Seconds per point of an exact solve.
+        Seconds per point of an exact solve: a safety net only (it depends on the
+        machine; the points it cuts short are counted in :attr:`Robustness.clock`).
     node_limit : int
-        Branch-and-bound nodes per point (l2 exact).
+        Branch-and-bound nodes per point of an exact solve (l2 branch and bound,
+        HiGHS in linf): the deterministic per-point budget.
+    exact_nodes : int or None
+        Nodes for all exact solves at one radius (a point costs at least 1); points not
+        reached stay unresolved (reported).  Deterministic: the same points are resolved
+        on every run and machine.  None: no limit.
     exact_time : float or None
-        Seconds for all exact solves at one radius; points not reached stay unresolved
-        (reported).  None: no limit.
+        Seconds for all exact solves at one radius, as ``exact_nodes`` but by the clock:
+        a safety net, counted in :attr:`Robustness.clock` when it fires.  None: no limit.
     """
 
     pgd_steps: int = 20
@@ -79,6 +85,7 @@ class Budget:
     crown_iters: int = 20
     time_limit: float = 10.0
     node_limit: int = 2000
+    exact_nodes: int | None = None
     exact_time: float | None = None
 
     def options(self, name):
@@ -111,6 +118,9 @@ class Robustness:
     clean_correct : (N,) bool array
     masking : (R,) int array
         Points broken only by the gradient-free attack at that radius.
+    clock : (R,) int array
+        Points whose exact solve a wall-clock safety net cut short at that radius
+        (0 unless a time limit fired): the only verdicts that can change between runs.
     methods : dict
         Attacks run, whether a certificate / exact solver was available, budget.
     """
@@ -125,6 +135,11 @@ class Robustness:
     clean_correct: np.ndarray
     masking: np.ndarray
     methods: dict = field(default_factory=dict)
+    clock: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.clock is None:
+            self.clock = np.zeros(len(self.eps), dtype=np.int64)
 
     @property
     def clean_accuracy(self):
@@ -168,7 +183,7 @@ class Robustness:
         return {"attack": float(self.attack_accuracy[i]),
                 "certified": float(self.certified_accuracy[i]),
                 "exact": float(self.exact_accuracy[i]), "unresolved": int(self.unresolved[i]),
-                "masking": int(self.masking[i])}
+                "masking": int(self.masking[i]), "clock": int(self.clock[i])}
 
     @property
     def tau50_attack(self):
@@ -186,6 +201,7 @@ class Robustness:
                 "certified_accuracy": self.certified_accuracy.tolist(),
                 "exact_accuracy": self.exact_accuracy.tolist(),
                 "unresolved": self.unresolved.tolist(), "masking": self.masking.tolist(),
+                "clock": self.clock.tolist(),
                 "broken_by": {k: v.sum(axis=1).tolist() for k, v in self.broken_by.items()},
                 "tau50_attack": self.tau50_attack, "tau50_certified": self.tau50_certified,
                 "methods": self.methods}
@@ -295,6 +311,7 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
     broken_by = {s.name: np.zeros((R, N), dtype=bool) for s in specs}
     witness_norm = np.full(N, np.inf)
     masking = np.zeros(R, dtype=np.int64)
+    clock = np.zeros(R, dtype=np.int64)
     with model.fixed_weights():
         clean = model.correct(X, y, check_input=False)
         witness_norm[~clean] = 0.0
@@ -374,8 +391,12 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
                         ex = _verify.exact_margin(model, X[todo], y[todo], eps, p,
                                                   time_limit=budget.time_limit,
                                                   node_limit=budget.node_limit, decide=True,
+                                                  total_nodes=budget.exact_nodes,
                                                   total_time=budget.exact_time,
                                                   check_input=False)
+                        if ex.clock is not None:
+                            # Only what the clock left undecided can differ between runs.
+                            clock[i] = int(np.sum(ex.clock & ~ex.broken & ~ex.certified))
                         bk, ct = todo[ex.broken], todo[ex.certified & ~ex.broken]
                         broken[bk] = True
                         cert[ct] = True
@@ -399,7 +420,7 @@ def robustness(model, X, y, eps_grid, norm, *, attacks=None, certify=True, exact
                "certificate": bool(can_certify), "exact": [float(e) for e in grid[do_exact]],
                "attribution": attribution, "budget": budget.__dict__.copy()}
     return Robustness(grid, norm_name(p), verdict, by_exact, broken_by, witness_norm,
-                      cert_radius, clean, masking, methods)
+                      cert_radius, clean, masking, methods, clock)
 
 
 def _norms(delta, p):

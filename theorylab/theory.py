@@ -9,17 +9,22 @@ about the derivation, not necessarily about the paper.
 Notation: d dimension, k expected number of non-zero codes (each z_j != 0 with
 probability k/d), sigma the noise level (xi ~ N(0, sigma^2/d I)), c the
 relative threshold of the network, margin = |<w*, z>|.
+
+:func:`fit_exponent` is not a derived formula but the tool to compare one with
+measurements: the exponent of a measured power law in d, with a confidence interval.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.special
 import scipy.stats
 
-from ._validation import check_bool, check_choice, check_float, check_int, check_norm
+from ._validation import (as_generator, check_bool, check_choice, check_float, check_int,
+                          check_norm)
 
 __all__ = [
     "code_second_moment",
@@ -38,6 +43,8 @@ __all__ = [
     "tie_probability",
     "small_margin_probability",
     "small_margin_bound",
+    "fit_exponent",
+    "ExponentFit",
 ]
 
 
@@ -403,3 +410,143 @@ def small_margin_bound(k, d=None, *, conditioned=True):
     if d is None:
         raise ValueError("d is required for the conditioned bound")
     return min(1.0, bound / (1.0 - tie_probability(k, d)))
+
+
+# -- fitting measured power laws in d ------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExponentFit:
+    """A fitted power law values ~ prefactor * d^exponent (:func:`fit_exponent`).
+
+    Attributes
+    ----------
+    exponent : float
+        The log-log least-squares slope.
+    prefactor : float
+        exp of the intercept: the fitted value at d = 1.
+    ci : (float, float) or None
+        Bootstrap percentile interval of the exponent at ``level``; None when no d
+        has two values (no seed spread to resample).
+    level : float
+    n : int
+        Number of (d, value) points fitted.
+    n_d : int
+        Number of distinct d.
+    residual : float
+        Root-mean-square of the log residuals (0 for an exact power law).
+    """
+
+    exponent: float
+    prefactor: float
+    ci: tuple | None
+    level: float
+    n: int
+    n_d: int
+    residual: float
+
+    def to_dict(self):
+        return {"exponent": self.exponent, "prefactor": self.prefactor,
+                "ci": None if self.ci is None else list(self.ci), "level": self.level,
+                "n": self.n, "n_d": self.n_d, "residual": self.residual}
+
+
+def _fit_points(d, values):
+    # (log d, log value) per point from a (seeds, len(d)) table or flat arrays.
+    d = np.asarray(d, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if d.ndim != 1 or d.size == 0:
+        raise ValueError(f"d must be a non-empty 1-D array, got shape {d.shape}")
+    if v.ndim == 2:
+        if v.shape[1] != d.size:
+            raise ValueError(f"values has shape {v.shape}: a (seeds, len(d)) table needs "
+                             f"{d.size} columns, one per d")
+        d = np.broadcast_to(d, v.shape).ravel()
+        v = v.ravel()
+    elif v.ndim != 1 or v.shape != d.shape:
+        raise ValueError(f"values must be (seeds, {d.size}) or flat like d {d.shape}, got "
+                         f"shape {v.shape}")
+    for name, a in (("d", d), ("values", v)):
+        bad = ~(np.isfinite(a) & (a > 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name} must be positive and finite for a log-log fit, got "
+                             f"{a[i]} at flat index {i}")
+    if np.unique(d).size < 2:
+        raise ValueError(f"d must hold at least 2 distinct values, got {np.unique(d).tolist()}")
+    return np.log(d), np.log(v)
+
+
+def fit_exponent(d, values, *, level=0.95, n_boot=2000, seed=0):
+    """Fit values ~ C d^gamma by least squares in log-log, with a bootstrap interval.
+
+    Parameters
+    ----------
+    d : array_like, 1-D
+        The dimensions (any positive numbers).  Repeated entries are seeds of the same d.
+    values : array_like
+        Either a (seeds, len(d)) table, one row per seed, or a flat array like ``d``.
+        Positive and finite (a log-log fit).
+    level : float, default 0.95
+        Confidence level of the interval, in (0, 1).
+    n_boot : int, default 2000
+        Bootstrap resamples (>= 100).
+    seed : int, SeedSequence or Generator, default 0
+        The bootstrap's stream: the same seed gives the same interval, bit for bit.
+
+    Returns
+    -------
+    ExponentFit
+        ``exponent``, ``prefactor``, ``ci``, ``n``, ``residual``.
+
+    Notes
+    -----
+    The interval resamples the seeds *within* each d (the design, the d values, is
+    fixed), rescaled by sqrt(n_d / (n_d - 1)) around each d's mean so that the
+    bootstrap variance of a d's mean is the unbiased s^2 / n_d (plain resampling
+    gives (n_d - 1) / n_d of it, a 95% interval covering ~89% with 3 seeds).  It is
+    a percentile interval of the resampled slopes: with few seeds per d it is still a
+    normal-theory interval with an estimated variance, so it undercovers somewhat:
+    over 5 d values (64 ... 1024) and 200 replicates, a 95% interval covered the true
+    exponent in 94% with 10 seeds per d and 87% with 3 (Student-t predictions with
+    Satterthwaite's df: 0.94 and 0.90; tests/test_theory.py).  A d with one value is
+    held fixed.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter: values or d not positive and finite, mismatched
+        shapes, fewer than 2 distinct d, a bad level or n_boot.
+
+    Examples
+    --------
+    >>> fit = fit_exponent([64, 128, 256], [[2.0, 1.414, 1.0], [2.1, 1.5, 1.02]])
+    >>> round(fit.exponent, 2), fit.n
+    (-0.51, 6)
+    """
+    x, y = _fit_points(d, values)
+    level = check_float("level", level, 0.0, 1.0, low_open=True, high_open=True)
+    n_boot = check_int("n_boot", n_boot, 100)
+    rng = as_generator(seed, "seed")
+    xc = x - x.mean()
+    sxx = float(xc @ xc)
+    slope = float(xc @ y) / sxx
+    intercept = float(y.mean() - slope * x.mean())
+    resid = y - (intercept + slope * x)
+    _, group, counts = np.unique(x, return_inverse=True, return_counts=True)
+    ci = None
+    if counts.max() > 1:
+        # Every resample keeps each d's count; the slope is linear in y: (y* @ xc) / sxx.
+        ystar = np.empty((n_boot, y.size))
+        for g, n_g in enumerate(counts):
+            idx = np.flatnonzero(group == g)
+            yg = y[idx]
+            if n_g == 1:
+                ystar[:, idx] = yg
+                continue
+            centred = (yg - yg.mean()) * math.sqrt(n_g / (n_g - 1))
+            ystar[:, idx] = yg.mean() + centred[rng.integers(0, n_g, size=(n_boot, n_g))]
+        slopes = ystar @ xc / sxx
+        lo, hi = np.quantile(slopes, [(1 - level) / 2, (1 + level) / 2])
+        ci = (float(lo), float(hi))
+    return ExponentFit(slope, math.exp(intercept), ci, level, int(y.size), int(counts.size),
+                       float(np.sqrt(np.mean(resid ** 2))))

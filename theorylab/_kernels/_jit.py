@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import types
 
 import numba
 
 from ._blas import pin_numba_blas
 
-__all__ = ["jit", "prange", "get_num_threads", "CACHE_ENABLED", "n_chunks", "kernel_threads"]
+__all__ = ["jit", "prange", "get_num_threads", "CACHE_ENABLED", "SERIAL_KERNELS", "SERIAL_ENV",
+           "n_chunks", "kernel_threads"]
 
 prange = numba.prange
 # The current kernel thread count (work splits, never results, may depend on it).  From
@@ -47,6 +49,26 @@ CACHE_ENABLED = os.environ.get("THEORYLAB_NUMBA_CACHE", "1").strip().lower() not
     "off",
 }
 
+# A process that runs its kernels on one thread (the check runner's workers) gains nothing
+# from parallel=True, whose compile (the parfor passes) is most of a cold start: 136 of
+# 146 s of the two-layer kernels and 139 of 144 s of the CNN's (benchmarks/bench_compile.py,
+# loaded machine).  With THEORYLAB_SERIAL_KERNELS=1, read once at import, every kernel is
+# compiled without it: prange runs as range over the same fixed chunks, in chunk order,
+# which is the order the parallel kernels reduce in, so the bits are the same.
+SERIAL_ENV = "THEORYLAB_SERIAL_KERNELS"
+SERIAL_KERNELS = os.environ.get(SERIAL_ENV, "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _serial_twin(f):
+    # Numba's cache key does not include the parallel flag: the serial build gets its own
+    # name, hence its own cache files, beside the parallel one.
+    twin = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__,
+                              f.__closure__)
+    twin.__qualname__ = f.__qualname__ + "__serial"
+    twin.__doc__, twin.__module__ = f.__doc__, f.__module__
+    twin.__kwdefaults__ = f.__kwdefaults__
+    return twin
+
 
 def jit(func=None, *, parallel=False):
     """Compile ``func`` in nopython mode with theorylab's policy.
@@ -64,6 +86,8 @@ def jit(func=None, *, parallel=False):
     """
 
     def wrap(f):
+        if parallel and SERIAL_KERNELS:
+            return numba.njit(_serial_twin(f), cache=CACHE_ENABLED, parallel=False, nogil=True)
         return numba.njit(f, cache=CACHE_ENABLED, parallel=parallel, nogil=True)
 
     return wrap if func is None else wrap(func)

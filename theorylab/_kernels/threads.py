@@ -16,7 +16,7 @@ import numba
 
 from ._jit import kernel_threads
 
-__all__ = ["limit_threads", "limit_process_threads", "numba_version"]
+__all__ = ["limit_threads", "limit_process_threads", "numba_version", "blas_kernels"]
 
 
 @contextlib.contextmanager
@@ -46,3 +46,18 @@ def limit_process_threads(numba_threads=1, blas_threads=1):
 def numba_version():
     """The installed Numba's version string (for run environments and reports)."""
     return numba.__version__
+
+
+def blas_kernels():
+    """The CPU kernels NumPy's BLAS runs (OpenBLAS's core name, e.g. "Haswell"), or "unknown".
+
+    OpenBLAS built with DYNAMIC_ARCH picks its kernels from the CPU, and its AVX2 and
+    AVX-512 kernels round differently: the same run gives other last bits on another
+    machine unless ``OPENBLAS_CORETYPE`` pins them (``make check`` does).  Reports record it.
+    """
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas" and "numpy" in str(info.get("filepath", "")):
+            return str(info.get("architecture") or info.get("internal_api", "unknown"))
+    return "unknown"

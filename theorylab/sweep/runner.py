@@ -50,7 +50,7 @@ def _exclusive(path):
 
 
 def run_sweep(spec, *, results=None, backend="serial", workers=None, scheduler=None,
-              progress=False, max_attempts=3):
+              progress=False, max_attempts=3, select=None, on_result=None):
     """Run every cell of ``spec`` that the results file does not hold as ``done``.
 
     Parameters
@@ -68,12 +68,23 @@ def run_sweep(spec, *, results=None, backend="serial", workers=None, scheduler=N
         A tqdm bar of cells done, failed and left (the CLI turns it on).
     max_attempts : int, default 3
         Runs of a cell whose worker process dies before it is recorded failed.
+    select : callable, optional
+        ``select(cell) -> bool``: run only the selected cells not yet done (every
+        cell of the spec still gets its row, so the others stay ``pending``).
+        A driver uses it to run a grid in passes, cheap cells first.
+    on_result : callable, optional
+        ``on_result(result, summary)``, called after each cell is stored; a true
+        return value stops the sweep there (the cells not yet run stay
+        ``pending``, a later run resumes them).  ``summary`` gains
+        ``stopped = True``.
 
     Returns
     -------
     dict
         ``results`` (path), ``total`` cells in the spec, ``skipped`` (already
-        done), ``ran`` in this call, of which ``done`` and ``failed``, ``seconds``.
+        done), ``unselected`` (not done and left out by ``select``), ``ran`` in
+        this call, of which ``done`` and ``failed``, ``stopped`` (by
+        ``on_result``), ``seconds``.
 
     Raises
     ------
@@ -103,9 +114,12 @@ def run_sweep(spec, *, results=None, backend="serial", workers=None, scheduler=N
         store.bind(spec)
         store.add_cells(cells, spec.experiment_id)
         status = store.status_of(c.key for c in cells)
-        todo = [c for c in cells if status.get(c.key) != "done"]
-        summary = {"results": results, "total": len(cells), "skipped": len(cells) - len(todo),
-                   "ran": 0, "done": 0, "failed": 0}
+        todo = [c for c in cells if status.get(c.key) != "done"
+                and (select is None or select(c))]
+        n_done = sum(status.get(c.key) == "done" for c in cells)
+        summary = {"results": results, "total": len(cells), "skipped": n_done,
+                   "unselected": len(cells) - n_done - len(todo), "ran": 0, "done": 0,
+                   "failed": 0, "stopped": False}
         if todo:
             families = families_for(spec.experiment)
             # Compile once before workers run cells (numba #10128); serial compiles in place.
@@ -117,12 +131,13 @@ def run_sweep(spec, *, results=None, backend="serial", workers=None, scheduler=N
             if progress:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=len(cells), initial=summary["skipped"], unit="cell",
+                bar = tqdm(total=len(todo) + n_done, initial=n_done, unit="cell",
                            desc=f"{spec.name} [{backend}]")
+            results_of = _RUNNERS[backend](tasks, workers=workers or default_workers(),
+                                           scheduler=scheduler, warm=warm,
+                                           max_attempts=max_attempts)
             try:
-                for res in _RUNNERS[backend](tasks, workers=workers or default_workers(),
-                                             scheduler=scheduler, warm=warm,
-                                             max_attempts=max_attempts):
+                for res in results_of:
                     store.record(res)
                     summary["ran"] += 1
                     summary[res["status"]] += 1
@@ -131,7 +146,11 @@ def run_sweep(spec, *, results=None, backend="serial", workers=None, scheduler=N
                         bar.set_postfix(done=summary["skipped"] + summary["done"],
                                         failed=summary["failed"],
                                         left=len(todo) - summary["ran"])
+                    if on_result is not None and on_result(res, summary):
+                        summary["stopped"] = True
+                        break
             finally:
+                results_of.close()  # a stop or an error: the backend shuts its workers now
                 if bar is not None:
                     bar.close()
     summary["seconds"] = time.perf_counter() - t0

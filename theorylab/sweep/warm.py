@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["FAMILIES", "families_for", "warm_kernels"]
+__all__ = ["FAMILIES", "families_for", "warm_kernels", "warm_shared"]
 
 FAMILIES = ("two_layer", "linear", "polynomial", "ntk", "cnn")
 
@@ -50,7 +50,7 @@ def _sparse(d=8):
 def _two_layer():
     from theorylab import attacks
     from theorylab.models import TwoLayerReLU
-    from theorylab.training import train
+    from theorylab.training import train, train_many
 
     world, s = _sparse()
     net = TwoLayerReLU.for_world(world, seed=0)
@@ -59,8 +59,19 @@ def _two_layer():
         train(net, world, steps=1, batch_size=8, adversarial="pgd", eps=0.1, norm=norm, seed=0,
               pgd_steps=2)
         attacks.pgd(net, s.X, s.y, 0.1, norm, steps=2)
+        # Every attack, the certificate and the exact solver, as the checks evaluate.
+        _evaluate(net, s, norm, world=world, exact=True)
     net.margins(s.X, s.y)
     TwoLayerReLU.purified(world).margins(s.X, s.y)
+    train_many([TwoLayerReLU.for_world(world, seed=k) for k in range(2)], [(s.X, s.y)] * 2, steps=1)
+
+
+def _evaluate(model, s, norm, **kw):
+    from theorylab.evaluate import Budget, robustness
+
+    tiny = Budget(pgd_steps=1, apgd_iters=2, square_queries=2, fmn_steps=2, crown_iters=1,
+                  node_limit=2)
+    robustness(model, s.X[:4], s.y[:4], [0.05], norm, budget=tiny, **kw)
 
 
 def _linear():
@@ -75,11 +86,13 @@ def _linear():
 
 def _polynomial():
     from theorylab.models import PolynomialClassifier
+    from theorylab.training.baselines import adversarial_separable
 
     world, s = _sparse()
     sep = PolynomialClassifier.separable(world.d, 3).fit(s.X, s.y)
     sep.worst_case_margin(s.X, s.y, 0.1, np.inf)
     sep.input_gradient(s.X, s.y)
+    adversarial_separable(sep, s.X, s.y, 0.1, max_iter=1)
     ker = PolynomialClassifier.kernel(world.d, 3).fit(s.X, s.y)
     ker.input_gradient(s.X, s.y)
     PolynomialClassifier.oracle(world, 3).margins(s.X, s.y)
@@ -94,6 +107,7 @@ def _ntk():
         m.input_gradient(s.X, s.y)
     a = NTKClassifier.analytic(world.d).fit(s.X, s.y)
     a.input_gradient(s.X, s.y)
+    a.gram(s.X)
 
 
 def _cnn():
@@ -108,9 +122,28 @@ def _cnn():
     train(model, world, steps=1, n_train=8, eval_size=8, seed=0)
     train(model, world, steps=1, n_train=8, eval_size=8, adversarial="pgd", eps=0.05,
           pgd_steps=2, seed=0)
+    train(model, world, steps=1, n_train=8, eval_size=8, adversarial="fgm", eps=0.05, seed=0)
     s = world.sample(8, 1)
     model.input_gradient(s.X, s.y)
     structured_curve(model, world, s, [0.1, 0.2])
+    for norm in (2.0, np.inf):
+        _evaluate(model, s, norm)
+
+
+def warm_shared():
+    """Compile the kernels several families call (the worlds' samplers, the logistic loss).
+
+    Run once, in one process, before families are warmed in parallel, so that no two
+    processes compile these at the same time.
+    """
+    from theorylab._kernels.relu_net import logistic
+    from theorylab.worlds import RobustNonRobustPatches
+
+    _, s = _sparse()
+    logistic(np.zeros(2), np.ones(2))
+    RobustNonRobustPatches(2, 4, 8, s=1, alpha=1.0, beta=1.0, n_nonrobust=1, noise=0.1,
+                           seed=0).sample(4, 1)
+    return s.X.shape
 
 
 _WARMERS = {"two_layer": _two_layer, "linear": _linear, "polynomial": _polynomial,

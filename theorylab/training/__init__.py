@@ -15,24 +15,25 @@ from __future__ import annotations
 
 import inspect
 
-from ._core import (History, ThresholdSchedule, TrainingDiverged, register_trainer, run_steps,
-                    trainer_for)
+from ._core import (History, ThresholdSchedule, TrainingDiverged, convergence_diagnostics,
+                    register_trainer, run_steps, trainer_for)
 from .baselines import adversarial_kernel, adversarial_logistic, adversarial_separable
 from .cnn import adversarial_examples, feature_summary, logit_decomposition, train_cnn
 from .many import ManyRuns, train_many
 from .two_layer import train_two_layer
 
 __all__ = ["train", "train_two_layer", "train_cnn", "train_many", "ManyRuns", "ThresholdSchedule",
-           "History", "TrainingDiverged", "register_trainer", "run_steps", "adversarial_examples",
+           "History", "TrainingDiverged", "convergence_diagnostics", "register_trainer",
+           "run_steps", "adversarial_examples",
            "feature_summary", "logit_decomposition", "adversarial_logistic",
            "adversarial_separable", "adversarial_kernel"]
 
 
 def train(model, world, *, steps, lr=None, adversarial=None, eps=None, norm=None,
           mode=None, batch_size=None, n_train=None, data=None, pgd_steps=None,
-          pgd_step_size=None, random_start=None, eps_ramp=None, schedule=None, log_every=None,
-          eval_size=None, eval_eps=None, eval_steps=None, seed=0, progress=False,
-          callback=None):
+          pgd_step_size=None, random_start=None, attack_options=None, eps_ramp=None,
+          schedule=None, log_every=None, eval_size=None, eval_eps=None, eval_steps=None,
+          monitor_steps=None, seed=0, progress=False, callback=None):
     """Train ``model`` on ``world`` in place with its learner's trainer; returns a History.
 
     Parameters left at None take the learner's default (see :func:`train_two_layer`
@@ -58,6 +59,10 @@ def train(model, world, *, steps, lr=None, adversarial=None, eps=None, norm=None
         fixed points).
     pgd_steps, pgd_step_size, random_start, eps_ramp, eval_eps, eval_steps :
         The training attack's steps, an eps ramp, the logged robust accuracy (CNN).
+    attack_options, monitor_steps :
+        CNN: the training ascent's form / objective / step, and PGD on the training
+        set at every logged step (the catastrophic-overfitting monitor); see
+        :func:`train_cnn`.
     log_every : int, optional
         Logging period (default steps // 10).
     seed : int, SeedSequence or Generator
@@ -70,6 +75,10 @@ def train(model, world, *, steps, lr=None, adversarial=None, eps=None, norm=None
     Returns
     -------
     History
+        ``history.converged`` says whether the run converged (the two-layer network:
+        loss plateau, dense ratio and threshold coefficient stable over the last fifth
+        of the steps; the CNN: the loss plateau), ``history.convergence`` the measured
+        criteria with their tolerances (:func:`convergence_diagnostics`).
 
     Raises
     ------
@@ -80,8 +89,9 @@ def train(model, world, *, steps, lr=None, adversarial=None, eps=None, norm=None
     given = {k: v for k, v in dict(
         lr=lr, adversarial=adversarial, eps=eps, norm=norm, mode=mode, batch_size=batch_size,
         n_train=n_train, data=data, pgd_steps=pgd_steps, pgd_step_size=pgd_step_size,
-        random_start=random_start, eps_ramp=eps_ramp, schedule=schedule, log_every=log_every,
-        eval_size=eval_size, eval_eps=eval_eps, eval_steps=eval_steps,
+        random_start=random_start, attack_options=attack_options, eps_ramp=eps_ramp,
+        schedule=schedule, log_every=log_every, eval_size=eval_size, eval_eps=eval_eps,
+        eval_steps=eval_steps, monitor_steps=monitor_steps,
         callback=callback).items() if v is not None}
     accepted = inspect.signature(fn).parameters
     unused = sorted(k for k in given if k not in accepted)

@@ -19,9 +19,13 @@ import numpy as np
 from .. import attacks
 from .._validation import check_float, check_int
 from ..models._base import interruptible
+from ._convergence import (DENSE_RATIO_RTOL, LOSS_RTOL, MIN_WINDOW_STEPS, SCHEDULE_RTOL, WINDOW,
+                           convergence_diagnostics)
 
 __all__ = ["History", "TrainingDiverged", "ThresholdSchedule", "register_trainer", "trainer_for",
-           "check_schedule", "resolve_attack", "split_seed", "run_steps", "progress_bar"]
+           "check_schedule", "resolve_attack", "split_seed", "run_steps", "progress_bar",
+           "convergence_diagnostics", "WINDOW", "MIN_WINDOW_STEPS", "LOSS_RTOL",
+           "DENSE_RATIO_RTOL", "SCHEDULE_RTOL"]
 
 
 class TrainingDiverged(FloatingPointError):
@@ -77,10 +81,20 @@ class History:
         One per logged step; the keys depend on the learner (see its trainer).
     config : dict
         The run's parameters (JSON-serialisable).
+    losses : list of float
+        The mean loss of every step's batch, in order (filled by :func:`run_steps`;
+        the records log it only every ``log_every`` steps).
+    convergence : dict or None
+        The trainer's diagnosis of the run's tail
+        (:func:`~theorylab.training.convergence_diagnostics`): ``converged``,
+        ``reason`` and each criterion's measured value and tolerance.  None where
+        the trainer does not diagnose (the baselines' exact trainers, image models).
     """
 
     records: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    losses: list = field(default_factory=list)
+    convergence: dict | None = None
 
     def __getitem__(self, key):
         """The logged series ``key`` as an array (e.g. ``history["clean_accuracy"]``)."""
@@ -91,8 +105,16 @@ class History:
         """The last record."""
         return self.records[-1]
 
+    @property
+    def converged(self):
+        """Whether the run converged (``convergence["converged"]``); None if not diagnosed."""
+        return None if self.convergence is None else bool(self.convergence["converged"])
+
     def to_dict(self):
-        return {"config": self.config, "records": self.records}
+        out = {"config": self.config, "records": self.records}
+        if self.convergence is not None:
+            out["convergence"] = self.convergence
+        return out
 
 
 _TRAINERS = {}
@@ -209,6 +231,7 @@ def _run_steps(model, steps, lr, step, history, update, before_update, after_upd
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(f"loss is {mean_loss} at step {t} (lr={lr}); {hint}",
                                    t, history)
+        history.losses.append(mean_loss)
         if before_update is not None:
             before_update(t, mean_loss, aux)
         with np.errstate(over="ignore", invalid="ignore"):  # detected just below

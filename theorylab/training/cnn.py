@@ -28,8 +28,8 @@ from .._validation import (check_bool, check_callable, check_float, check_instan
 from ..models import SmoothedReLUCNN
 from ..worlds import RobustNonRobustPatches
 from ..attacks.structured import structured_accuracy
-from ._core import (History, progress_bar, register_trainer, resolve_attack, run_steps,
-                    split_seed)
+from ._core import (History, convergence_diagnostics, progress_bar, register_trainer,
+                    resolve_attack, run_steps, split_seed)
 
 __all__ = ["train_cnn", "adversarial_examples", "feature_summary", "logit_decomposition"]
 
@@ -43,8 +43,9 @@ def feature_summary(W, U, V):
         ``gamma_u`` / ``gamma_v``: mean over k of max_r <w_{k,r}, u_k> (resp. v_k);
         ``gamma_u_cross`` / ``gamma_v_cross``: mean over k != j of max_r <w_{k,r}, u_j>;
         ``gamma_v_min``: mean over k of min_r <w_{k,r}, v_k> (negative when
-        adversarial training pushes filters against v); ``w_l1``: mean l1 norm
-        of a filter.
+        adversarial training pushes filters against v); ``gamma_u_slowest``:
+        min over k of max_r <w_{k,r}, u_k> (the last class to learn u);
+        ``w_l1``: mean l1 norm of a filter.
     """
     W = np.asarray(W, dtype=np.float64)
     K = W.shape[0]
@@ -58,6 +59,7 @@ def feature_summary(W, U, V):
         "gamma_u_cross": float(cu.max(axis=1)[off].mean()),
         "gamma_v_cross": float(cv.max(axis=1)[off].mean()),
         "gamma_v_min": float(cv.min(axis=1)[diag, diag].mean()),
+        "gamma_u_slowest": float(cu.max(axis=1)[diag, diag].min()),
         "w_l1": float(np.abs(W).sum(axis=2).mean()),
     }
 
@@ -112,9 +114,9 @@ def adversarial_examples(model, X, y, eps, norm, *, steps=1, step_size=None, ran
 
 
 def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps=0.0, norm=None,
-              pgd_steps=3, pgd_step_size=None, random_start=False, eps_ramp=0, log_every=None,
-              eval_size=500, eval_eps=None, eval_steps=10, seed=0, progress=False,
-              callback=None):
+              pgd_steps=3, pgd_step_size=None, random_start=False, attack_options=None,
+              eps_ramp=0, log_every=None, eval_size=500, eval_eps=None, eval_steps=10,
+              monitor_steps=None, seed=0, progress=False, callback=None):
     """Train a :class:`~theorylab.models.SmoothedReLUCNN` on a patch world.
 
     Parameters
@@ -140,6 +142,13 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     pgd_steps, pgd_step_size, random_start :
         Inner PGD settings (step default 2.5 eps / steps, as in the pilot; the
         last iterate is used, see :func:`adversarial_examples`).
+    attack_options : dict, optional
+        Further options of the inner ascent (:func:`theorylab.attacks.ascent`):
+        ``form``, ``objective``, and for ``"fgm"`` a ``step_size`` (the one
+        step's size, or gamma of the unnormalised form), e.g.
+        ``{"form": "gradient", "step_size": 50.0, "objective": "margin"}``.
+        Validated before training; ``steps`` and ``random_start`` belong to
+        ``adversarial`` / ``pgd_steps`` / ``random_start`` and are refused here.
     eps_ramp : int, default 0
         Ramp the radius linearly from 0 to ``eps`` over this many steps.
     log_every : int, optional
@@ -150,6 +159,12 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     eval_eps : float, optional
         Radius of the logged robust accuracy (PGD with ``eval_steps`` steps and
         a random start, plus the structured attack); not logged when None.
+    monitor_steps : int, optional
+        The catastrophic-overfitting monitor: at every logged step, PGD with this
+        many steps (random start, best iterate) attacks the *training* set at the
+        current radius; logged as ``train_pgd_loss`` / ``train_pgd_accuracy``
+        beside ``loss`` / ``train_accuracy`` (the training attack's).  The
+        monitor has its own random stream: it does not change the training run.
     seed : int, SeedSequence or Generator, default 0
         One seed for the run: training set, held-out set and attack starts are
         independent child streams.  Same int seed, same training set, so a warm
@@ -164,8 +179,11 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     History
         Records with ``step``, ``eps``, ``loss``, ``train_accuracy``,
         ``clean_accuracy``, ``robust_accuracy`` and ``structured_accuracy``
-        (NaN without ``eval_eps``), the :func:`feature_summary` keys and the
-        :func:`logit_decomposition` keys.
+        (NaN without ``eval_eps``), ``train_pgd_loss`` and ``train_pgd_accuracy``
+        (NaN without ``monitor_steps``), the :func:`feature_summary` keys and the
+        :func:`logit_decomposition` keys; ``convergence`` says whether the loss
+        reached a plateau over the last fifth of the steps
+        (:func:`~theorylab.training.convergence_diagnostics`).
 
     Raises
     ------
@@ -186,15 +204,19 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     # "pgd" in this trainer is the last-iterate ascent (the pilot's training attack); "fgm"
     # is the paper's one step: one ascent step of size eps from the clean point.
     one = adversarial == "fgm"
-    attack, attack_options = resolve_attack(
+    attack, options = resolve_attack(
         adversarial, eps, p, steps=1 if one else pgd_steps,
         step_size=None if one else pgd_step_size, random_start=random_start and not one,
         rename={"pgd": "ascent", "fgm": "ascent"})
+    options = _with_attack_options(attack, options, attack_options, adversarial,
+                                   pgd_step_size)
     eps_ramp = check_int("eps_ramp", eps_ramp, 0)
     eval_size = check_int("eval_size", eval_size, 1)
     eval_steps = check_int("eval_steps", eval_steps, 1)
     if eval_eps is not None:
         eval_eps = check_float("eval_eps", eval_eps, 0.0)
+    if monitor_steps is not None:
+        monitor_steps = check_int("monitor_steps", monitor_steps, 1)
     log_every = max(1, steps // 10) if log_every is None else check_int("log_every", log_every, 1)
     check_callable("callback", callback)
     check_memory("n_train", (n_train, world.P, world.d), copies=4)
@@ -203,7 +225,8 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         raise ValueError(f"world (K={world.K}, d={world.d}) does not match model "
                          f"(K={model.K}, d={model.d})")
 
-    data_rng, eval_rng, attack_rng = split_seed(seed)
+    # The monitor's stream is a fourth child: the first three are those of split_seed(seed).
+    data_rng, eval_rng, attack_rng, monitor_rng = split_seed(seed, 4)
     train_set = world.sample(n_train, data_rng, dtype=model.dtype)
     held_out = world.sample(eval_size, eval_rng, dtype=model.dtype)
     X, y = train_set.X, train_set.y
@@ -212,6 +235,9 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         "steps": steps, "lr": lr, "n_train": n_train, "adversarial": adversarial, "eps": eps,
         "norm": norm_name(p), "pgd_steps": pgd_steps, "pgd_step_size": pgd_step_size,
         "random_start": random_start, "eps_ramp": eps_ramp, "eval_eps": eval_eps,
+        "attack_options": {k: v for k, v in options.items() if k in ("form", "objective",
+                                                                     "step_size")},
+        "monitor_steps": monitor_steps,
         "seed": seed if isinstance(seed, int) else None,
         "world": world.spec() if isinstance(world.seed, (int, np.integer)) else None,
     })
@@ -222,7 +248,7 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
     def inputs(eps_t):
         if attack is None or eps_t == 0.0:
             return X
-        return X + attack.run(model, X, y, eps_t, p, seed=attack_rng, **attack_options)
+        return X + attack.run(model, X, y, eps_t, p, seed=attack_rng, **options)
 
     def step(t):
         loss, F, grad = model.weight_gradient(inputs(radius(t)), y, check_input=False)
@@ -237,6 +263,7 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
                 model, held_out.X, held_out.y, eval_eps, p, steps=eval_steps,
                 random_start=True, seed=attack_rng)
             rec["structured_accuracy"] = structured_accuracy(model, world, held_out, eval_eps, p)
+        rec.update(_monitor(model, X, y, eps_t, p, monitor_steps, monitor_rng))
         rec.update(feature_summary(model.W, world.U, world.V))
         rec.update(logit_decomposition(model, held_out))
         history.records.append(rec)
@@ -258,8 +285,41 @@ def train_cnn(model, world, *, steps, lr=0.5, n_train=512, adversarial=None, eps
         # The final state (after the last update), on the last step's inputs.
         loss, F, _ = model.weight_gradient(inputs(radius(steps)), y, check_input=False)
         record(steps, radius(steps), float(np.mean(loss)), float(np.mean(F.argmax(axis=1) == y)))
+    # The loss plateau only: no threshold here, and the feature correlations Gamma_u, Gamma_v
+    # grow without bound on separable data (they are not scale-free like the dense ratio).
+    history.convergence = convergence_diagnostics(history)
     model.metadata.setdefault("world", history.config["world"])
     return history
+
+
+def _with_attack_options(attack, options, extra, adversarial, pgd_step_size):
+    # The trainer's attack options plus the user's ``attack_options``, validated together.
+    if extra is None:
+        return options
+    if not isinstance(extra, dict):
+        raise ValueError(f"attack_options must be a dict, got {type(extra).__name__}")
+    if attack is None:
+        raise ValueError("attack_options needs an adversarial attack (adversarial is None)")
+    owned = sorted(set(extra) & {"steps", "random_start"})
+    if owned:
+        raise ValueError(f"attack_options: {owned} are set by adversarial / pgd_steps / "
+                         "random_start, not here")
+    if "step_size" in extra and adversarial != "fgm" and pgd_step_size is not None:
+        raise ValueError("attack_options: step_size given twice (also pgd_step_size)")
+    return attack.check_options({k: v for k, v in {**options, **extra}.items() if k != "seed"})
+
+
+def _monitor(model, X, y, eps_t, p, steps, rng):
+    # Loss and accuracy of the training set under PGD (best iterate, random start).
+    if steps is None:
+        return {"train_pgd_loss": math.nan, "train_pgd_accuracy": math.nan}
+    Xa = X
+    if eps_t > 0:
+        Xa = X + attacks.get("pgd").run(model, X, y, eps_t, p, seed=rng, steps=steps,
+                                        step_size=None, random_start=True, restarts=1)
+    loss, _ = model.loss_and_input_gradient(Xa, y, check_input=False)
+    return {"train_pgd_loss": float(np.mean(loss)),
+            "train_pgd_accuracy": float(np.mean(model.correct(Xa, y, check_input=False)))}
 
 
 register_trainer("SmoothedReLUCNN", train_cnn)

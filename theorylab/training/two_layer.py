@@ -17,7 +17,8 @@ from .._validation import (check_callable, check_choice, check_float, check_inst
                            check_memory, check_norm, norm_name)
 from ..models import TwoLayerReLU
 from ..worlds import SparseCoding
-from ._core import (History, check_schedule, progress_bar, register_trainer, resolve_attack,
+from ._core import (DENSE_RATIO_RTOL, SCHEDULE_RTOL, History, check_schedule,
+                    convergence_diagnostics, progress_bar, register_trainer, resolve_attack,
                     run_steps, split_seed)
 
 __all__ = ["train_two_layer"]
@@ -77,7 +78,9 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
     Logged records have ``step``, ``loss`` (mean loss of the step's batch,
     perturbed in adversarial training), ``batch_accuracy``, ``clean_accuracy``
     (held-out set), ``c``, and the structural metrics of
-    :func:`theorylab.metrics.summarize`.
+    :func:`theorylab.metrics.summarize`.  ``History.convergence`` says whether the
+    run converged: loss plateau, median dense ratio and ``c`` stable over the last
+    fifth of the steps (:func:`~theorylab.training.convergence_diagnostics`).
 
     Returns
     -------
@@ -178,6 +181,8 @@ def train_two_layer(model, world, *, steps, lr=0.5, mode="online", batch_size=10
 
         run_steps(model, steps=steps, lr=lr, step=step, history=history, after_update=log,
                   bar=bar, hint="lower lr or raise the threshold")
+    history.convergence = convergence_diagnostics(
+        history, stable={"dense_ratio": DENSE_RATIO_RTOL, "c": SCHEDULE_RTOL})
     model.metadata.setdefault("world", history.config["world"])
     return history
 

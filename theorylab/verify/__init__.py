@@ -137,6 +137,11 @@ class ExactMargins:
     closed_form : bool
         The answers are the model's closed-form worst case (exact by a proof, not a
         search); where no minimiser is available there is no witness to re-check.
+    nodes : (N,) int array or None
+        Search nodes spent per point (None for closed forms).
+    clock : (N,) bool array or None
+        Points whose answer a wall-clock safety net cut short (``time_limit`` per point,
+        ``total_time`` for all): the only answers that can differ from run to run.
     """
 
     status: np.ndarray
@@ -147,6 +152,8 @@ class ExactMargins:
     n_binary: np.ndarray
     seconds: float
     closed_form: bool = False
+    nodes: np.ndarray | None = None
+    clock: np.ndarray | None = None
 
     @property
     def broken(self):
@@ -164,7 +171,7 @@ class ExactMargins:
 
 
 def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, decide=False,
-                 total_time=None, check_input=True):
+                 total_nodes=None, total_time=None, check_input=True):
     """Exact min over the p-ball of the margin, per point, with a witness or a status.
 
     Parameters
@@ -174,14 +181,18 @@ def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, de
     eps : float
     norm : {2, inf}
     time_limit : float, default 10
-        Seconds per point for the solver.
+        Seconds per point for the solver: a safety net (see ``clock`` in the result).
     node_limit : int, default 2000
-        Branch-and-bound nodes per point (l2).
+        Branch-and-bound nodes per point (l2 branch and bound, HiGHS in linf).
     decide : bool, default False
         Stop as soon as the sign of the minimum is settled (enough for a verdict).
+    total_nodes : int, optional
+        Nodes for all points together (a point costs its nodes, at least 1); points
+        not started once it is spent are "unresolved" with bounds (-inf, inf).  Node
+        budgets make the answer the same on every run and machine.  Default: no limit.
     total_time : float, optional
-        Seconds for all points together; points not started by then are
-        "unresolved" with bounds (-inf, inf).  Default: no limit.
+        Seconds for all points together, as ``total_nodes`` but by the clock: a safety
+        net whose cut-off depends on the machine.  Default: no limit.
 
     Returns
     -------
@@ -194,6 +205,10 @@ def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, de
         time_limit = check_float("time_limit", time_limit, 0.0, low_open=True)
         node_limit = check_int("node_limit", node_limit, 1)
         decide = check_bool("decide", decide)
+        if total_nodes is not None:
+            total_nodes = check_int("total_nodes", total_nodes, 1)
+        if total_time is not None:
+            total_time = check_float("total_time", total_time, 0.0, low_open=True)
     else:
         p = norm
     t0 = time.perf_counter()
@@ -222,13 +237,22 @@ def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, de
     delta = np.zeros_like(X)
     has = np.zeros(N, dtype=bool)
     nbin = np.zeros(N, dtype=np.int64)
+    nodes = np.zeros(N, dtype=np.int64)
+    clock = np.zeros(N, dtype=bool)
+    spent = 0
     for n in range(N):
-        if total_time is not None and time.perf_counter() - t0 > total_time:
+        out_of_nodes = total_nodes is not None and spent >= total_nodes
+        out_of_time = total_time is not None and time.perf_counter() - t0 > total_time
+        if out_of_nodes or out_of_time:
             status[n:], lower[n:], upper[n:] = "unresolved", -np.inf, np.inf
+            clock[n:] = out_of_time and not out_of_nodes
             break
         r = solve(model, X[n], y[n], eps, p, time_limit=time_limit, node_limit=node_limit,
                   decide=decide)
         status[n], lower[n], upper[n], nbin[n] = r.status, r.lower, r.upper, r.n_binary
+        # A registered solver may predate node counts and the clock flag.
+        nodes[n], clock[n] = getattr(r, "nodes", 0), getattr(r, "clock", False)
+        spent += max(int(nodes[n]), 1)
         if r.delta is not None:
             # In the model's dtype and inside the ball after rounding (float32 models).
             delta[n] = into_ball(np.asarray(r.delta)[None], eps, p, X.dtype)[0]
@@ -242,7 +266,8 @@ def exact_margin(model, X, y, eps, norm, *, time_limit=10.0, node_limit=2000, de
     if bad.any():
         raise RuntimeError(f"exact solver bound above its own witness for points "
                            f"{np.flatnonzero(bad)[:10].tolist()}")
-    return ExactMargins(status, lower, upper, delta, has, nbin, time.perf_counter() - t0)
+    return ExactMargins(status, lower, upper, delta, has, nbin, time.perf_counter() - t0,
+                        nodes=nodes, clock=clock)
 
 
 # -- the registered implementations ---------------------------------------------------
@@ -264,7 +289,8 @@ def _certify_two_layer(model, X, y, eps, p, *, optimize=True, iters=20, lr=0.02)
 def _solve_two_layer(model, x, y, eps, p, *, time_limit, node_limit, decide):
     b = model.thresholds()
     if p == np.inf:
-        return milp_linf(x, y, model.W, b, eps, time_limit=time_limit, decide=decide)
+        return milp_linf(x, y, model.W, b, eps, time_limit=time_limit, node_limit=node_limit,
+                         decide=decide)
     return bnb_l2(x, y, model.W, b, eps, node_limit=node_limit, time_limit=time_limit,
                   decide=decide)
 

@@ -55,7 +55,10 @@ class ExactResult:
     seconds : float
         Wall time.
     nodes : int
-        Branch-and-bound nodes bounded (l2; 0 for the MILP).
+        Branch-and-bound nodes bounded (l2) or explored by HiGHS (linf).
+    clock : bool
+        The wall-clock safety net ended the search.  Every other budget counts nodes,
+        so only such a result can differ from run to run.
     """
 
     status: str
@@ -65,6 +68,7 @@ class ExactResult:
     n_binary: int
     seconds: float
     nodes: int = 0
+    clock: bool = False
 
     @property
     def verdict(self):
@@ -148,7 +152,7 @@ class _Point:
         if res.x is not None:
             self.offer(res.x)
 
-    def result(self, lower, tol, decide, n_binary, t0, nodes=0):
+    def result(self, lower, tol, decide, n_binary, t0, nodes=0, clock=False):
         if lower <= 0 < self.upper <= tol:   # sign unsettled within the tolerance
             self.polish(max(2 * self.upper, tol))
         up = self.upper
@@ -161,7 +165,7 @@ class _Point:
         else:
             status = "broken" if up <= 0 else "certified" if lower > 0 else "unresolved"
         return ExactResult(status, float(lower), float(up), self.delta, int(n_binary),
-                           time.perf_counter() - t0, nodes)
+                           time.perf_counter() - t0, int(nodes), bool(clock))
 
 
 def _crown_start(P):
@@ -201,7 +205,7 @@ def _c_stdout_silenced():
         os.close(saved)
 
 
-def milp_linf(x, y, W, b, eps, *, time_limit=10.0, decide=False):
+def milp_linf(x, y, W, b, eps, *, time_limit=10.0, node_limit=None, decide=False):
     """Exact ``min_{||delta||_inf <= eps} y f(x + delta)`` for one point, by a MILP.
 
     Each unstable neuron is ``st_b(z) = p - q`` with ``p = relu(z - b)``, ``q = relu(-z - b)``.
@@ -218,7 +222,9 @@ def milp_linf(x, y, W, b, eps, *, time_limit=10.0, decide=False):
     b : array_like, shape (m,)
     eps : float
     time_limit : float, optional
-        Seconds for HiGHS.
+        Seconds for HiGHS: a safety net (a result it ends is marked ``clock``).
+    node_limit : int, optional
+        Branch-and-bound nodes for HiGHS; the deterministic budget.  None: no limit.
     decide : bool, optional
         Stop once the sign is settled: CROWN > 0 or a CROWN-direction vertex with margin <= 0
         settles it before any MILP is built.
@@ -273,17 +279,22 @@ def milp_linf(x, y, W, b, eps, *, time_limit=10.0, decide=False):
     S = np.abs(P.c).sum() + 2 * P.eps * d + (ub[d:] - lb[d:]).sum() + A.shape[0]
     tol = 10 * _HIGHS_TOL * (1 + S)
     remaining = max(time_limit - (time.perf_counter() - t0), 1e-3)
+    options = dict(time_limit=remaining, mip_rel_gap=1e-9, disp=False)
+    if node_limit is not None:
+        options["node_limit"] = int(node_limit)
     with _c_stdout_silenced():
         res = milp(cost, constraints=LinearConstraint(A, -np.inf, rhs),
-                   integrality=integrality, bounds=Bounds(lb, ub),
-                   options=dict(time_limit=remaining, mip_rel_gap=1e-9, disp=False))
+                   integrality=integrality, bounds=Bounds(lb, ub), options=options)
+    # scipy reports HiGHS's own limit in the message; node limits are not "Time limit".
+    clock = "time limit" in str(getattr(res, "message", "")).lower()
     dual = getattr(res, "mip_dual_bound", None)
     if dual is None or not np.isfinite(dual):
         dual = res.fun if res.status == 0 and res.fun is not None else -np.inf
     lower = max(lower, P.const + dual - tol)
     if res.x is not None:
         P.offer(res.x[:d])
-    return P.result(lower, 3 * tol, decide, kq, t0)
+    nodes = int(getattr(res, "mip_node_count", 0) or 0)
+    return P.result(lower, 3 * tol, decide, kq, t0, nodes, clock)
 
 
 # ------------------------------------------------------------------------------ l2 BnB
@@ -436,7 +447,8 @@ def bnb_l2(x, y, W, b, eps, *, node_limit=2000, time_limit=10.0, decide=False):
     node_limit : int, optional
         Nodes bounded before giving up ("unresolved" unless the sign is settled).
     time_limit : float, optional
-        Seconds, checked between nodes.
+        Seconds, checked between nodes: a safety net (a result it ends is marked
+        ``clock``); ``node_limit`` is the deterministic budget.
     decide : bool, optional
         Prune nodes whose bound is > 0 and stop at the first re-checked witness <= 0.
 
@@ -479,7 +491,7 @@ def bnb_l2(x, y, W, b, eps, *, node_limit=2000, time_limit=10.0, decide=False):
 
     alpha0 = _chord_slopes(tree.lo, tree.hi, tree.b)[0]
     root = tree.bound((), alpha0, np.zeros(0), stop_at())
-    nodes, closed, heap, tick = 1, np.inf, [], 0
+    nodes, closed, heap, tick, clock = 1, np.inf, [], 0, False
     if root.lower >= stop_at():
         closed = root.lower
     else:
@@ -487,7 +499,10 @@ def bnb_l2(x, y, W, b, eps, *, node_limit=2000, time_limit=10.0, decide=False):
     while heap:
         if decide and P.upper <= 0:
             break
-        if nodes >= node_limit or time.perf_counter() - t0 > time_limit:
+        if nodes >= node_limit:
+            break
+        if time.perf_counter() - t0 > time_limit:
+            clock = True
             break
         lb, _, node = heapq.heappop(heap)
         if lb >= stop_at():     # best-first: every open node is at least as high
@@ -512,7 +527,7 @@ def bnb_l2(x, y, W, b, eps, *, node_limit=2000, time_limit=10.0, decide=False):
                 heapq.heappush(heap, (child.lower, tick, child))
     open_min = min((h[0] for h in heap), default=np.inf)
     lower = max(crown, root.lower, min(closed, open_min))
-    return P.result(lower, tol, decide, U.size, t0, nodes)
+    return P.result(lower, tol, decide, U.size, t0, nodes, clock)
 
 
 def _parent_copy(node, fixed):

@@ -151,16 +151,22 @@ def gemms_fn(X, W, A, counts):
     """A workload's GEMMs alone, compiled: ``counts`` = (scores X W^T, weight gradients
     A^T X, input gradients A W).
 
-    Each product moves W by 1e-30 of itself (a slice of it), so XLA can neither hoist
-    the products out of their loops nor drop them.
+    Each product moves W (and A) by 1e-30 of itself or of its column maxima (a slice
+    would let XLA compute only that slice of the product), so XLA can neither hoist
+    the products out of their loops nor drop or shrink them; the maxima and the move
+    of A add one pass over an (N, m) array per product, counted here as GEMM time.
     """
     n_scores, n_weight, n_input = counts
-    m, d = W.shape
 
     def run(X, W, A):
-        W = lax.fori_loop(0, n_scores, lambda t, W: W + 1e-30 * (X @ W.T)[:d].T, W)
-        W = lax.fori_loop(0, n_weight, lambda t, W: W + 1e-30 * (A.T @ X), W)
-        return lax.fori_loop(0, n_input, lambda t, W: W + 1e-30 * (A @ W)[:m], W).sum()
+        W = lax.fori_loop(0, n_scores, lambda t, W: W + 1e-30 * (X @ W.T).max(0)[:, None], W)
+
+        def weight(t, WA):  # A moves too: A^T X would be hoisted out of the loop otherwise
+            P = WA[1].T @ X
+            return WA[0] + 1e-30 * P, WA[1] + 1e-30 * P[0, 0]
+
+        W = lax.fori_loop(0, n_weight, weight, (W, A))[0]
+        return lax.fori_loop(0, n_input, lambda t, W: W + 1e-30 * (A @ W).max(0), W).sum()
 
     f = jax.jit(run)
     Xj, Wj, Aj = jnp.asarray(X), jnp.asarray(W), jnp.asarray(A)

@@ -25,7 +25,7 @@ in the same rounds: the workload's GEMMs alone, as theorylab runs them
 XLA runs them, and what is left of each implementation's time (the rest).
 
     python -m benchmarks.bench_peers [--rounds 15] [--only gd_small loop_small]
-                                     [--repeat 3] [--json PATH]
+                                     [--repeat 3] [--max-load 1.5] [--json PATH]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import numpy as np
 
 from theorylab import attacks
 from theorylab._kernels import relu_net as K
+from theorylab._kernels._jit import get_num_threads, kernel_threads
 from theorylab.models import TwoLayerReLU
 
 from . import _peers_torch as PT
@@ -72,13 +73,15 @@ def _stateful_numpy(step, W, *data):
     return (lambda: step(*data, W)), (lambda: W)
 
 
-def _loop(X, y, W):
+def _loop(X, y, W, threads=None):
+    # train_many's kernel on one run; threads=1: as before issue 19 (one run, one thread).
     dt = X.dtype
     args = [X[None], y[None], W[None].copy(), np.full(LOOP_STEPS, 0.5, dt), np.array([LR], dt),
             0, np.zeros((0, 0), dt)]
 
     def run():
-        args[2] = K.train_full_batch_many(*args)[0]
+        with kernel_threads(threads or get_num_threads()):
+            args[2] = K.train_full_batch_many(*args)[0]
 
     return run, lambda: args[2][0]
 
@@ -110,7 +113,7 @@ def build(name, dtype, torch=None, jx=None, sizes=None):
             impls["torch"] = PT.peer(PT.cnn_torch_step_fn(torch, X, y, W, CNN.LR, CNN.Q, CNN.RHO))
         if jx is not None:
             impls["jax"] = jx.cnn_step_fn(X, y, W, CNN.LR, CNN.Q, CNN.RHO)
-        return impls, {"W": W, "kind": "update", "dtype": np.dtype(dtype).name}
+        return impls, {"X": X, "y": y, "W": W, "kind": "update", "dtype": np.dtype(dtype).name}
     kind, size = name.rsplit("_", 1)
     X, y, W = _problem(*sizes[size], dtype=dtype)
     extra = {}  # theorylab's own variants, timed in the same rounds (not peers)
@@ -120,6 +123,7 @@ def build(name, dtype, torch=None, jx=None, sizes=None):
         jf = lambda: jx.gd_step_fn(X, y, W, LR)  # noqa: E731
     elif kind == "loop":
         tl = _loop(X, y, W)
+        extra["theorylab_1thread"] = _loop(X, y, W, threads=1)
         pt = lambda: PT.peer(PT.loop_fn(torch, X, y, W, LR, LOOP_STEPS))  # noqa: E731
         jf = lambda: jx.loop_fn(X, y, W, LR, LOOP_STEPS)  # noqa: E731
     elif kind == "fgm":
@@ -195,12 +199,14 @@ def agrees(a, dname):
 
 # GEMMs of N m d each: (scores X W^T, weight gradients A^T X, input gradients A W).
 GEMMS = {"gd": (1, 1, 0), "loop": (LOOP_STEPS, LOOP_STEPS, 0), "fgm": (2, 1, 1),
-         "pgd20": (PGD_STEPS + 1, 0, PGD_STEPS)}
+         "pgd20": (PGD_STEPS + 1, 0, PGD_STEPS), "cnn": (1, 1, 0)}
 
 
 def _gemms_alone(name, problem, jx):
     # The workload's GEMMs alone (theorylab's chunked schedule; XLA's), timed in its rounds.
-    X, W = problem["X"], problem["W"]
+    # The CNN's GEMMs are the same shapes on (samples x patches, d) and (K m, d), and its
+    # chunks of 256 // P samples are 256 rows: the same chunking.
+    X, W = (a.reshape(-1, a.shape[-1]) for a in (problem["X"], problem["W"]))
     A = np.random.default_rng(0).standard_normal((X.shape[0], W.shape[0])).astype(X.dtype)
     gemms = GEMMS[name.rsplit("_", 1)[0]]
     fns = {"gemms_theorylab": lambda: K.gemms_alone(X, W, A, *gemms)}
@@ -231,8 +237,7 @@ def measure(name, dtype, torch, jx, rounds):
     if bad:  # never time an implementation that computes something else
         raise AssertionError(f"{name} {dname}: peers disagree with theorylab: {bad}")
     fns = {k: run for k, (run, _) in impls.items()}
-    if name != "cnn":
-        fns.update(_gemms_alone(name, problem, jx))
+    fns.update(_gemms_alone(name, problem, jx))
     times = interleaved(fns, rounds, warmup=2)
     row["load_after"] = uptime_load()
     for k, v in times.items():
@@ -246,17 +251,24 @@ def measure(name, dtype, torch, jx, rounds):
         row["ratio_best"] = row["theorylab_best_s"] / min(row[f"{k}_best_s"] for k in peers)
         per_round = np.min([times[k] for k in peers], axis=0)
         row["ratio_paired"] = float(np.median(np.array(times["theorylab"]) / per_round))
+    if "theorylab_1thread_s" in row:  # what using both cores for one run gained
+        row["speedup_over_1thread"] = row["theorylab_1thread_s"] / row["theorylab_s"]
     if "theorylab_clean_step_s" in row:
         row["over_clean_step"] = row["theorylab_s"] / row["theorylab_clean_step_s"]
         row["over_clean_step_paired"] = float(np.median(
             np.array(times["theorylab"]) / np.array(times["theorylab_clean_step"])))
-    if name != "cnn":
-        row["gemm"] = _profile(row, GEMMS[name.rsplit("_", 1)[0]], times)
+    row["gemm"] = _profile(row, GEMMS[name.rsplit("_", 1)[0]], times)
     return row
 
 
-def run(rounds=15, only=None, repeat=1, dtypes=("float64", "float32")):
-    """Every workload (or ``only``) in every dtype; ``repeat`` passes over the small ones."""
+def run(rounds=15, only=None, repeat=1, dtypes=("float64", "float32"), max_load=None):
+    """Every workload (or ``only``) in every dtype; ``repeat`` passes over the small ones.
+
+    ``max_load``: before each workload, wait (up to 10 minutes) for the 1-minute load
+    average to fall below it.
+    """
+    from .bench_sweep import wait_for_load
+
     torch, jx = torch_or_none(), jax_peers_or_none()
     out = {"date": datetime.date.today().isoformat(), "cpus": os.cpu_count(),
            "load_1min_start": uptime_load(),
@@ -268,9 +280,12 @@ def run(rounds=15, only=None, repeat=1, dtypes=("float64", "float32")):
         passes = repeat if name.endswith("_small") else 1
         for p in range(passes):
             key = name if passes == 1 else f"{name}#{p + 1}"
-            out["workloads"][key] = {dt: measure(name, np.dtype(dt).type, torch, jx,
-                                                 max(5, rounds // 2) if big else rounds)
-                                     for dt in dtypes}
+            out["workloads"][key] = {}
+            for dt in dtypes:
+                if max_load is not None:
+                    wait_for_load(max_load, 600)
+                out["workloads"][key][dt] = measure(name, np.dtype(dt).type, torch, jx,
+                                                    max(5, rounds // 2) if big else rounds)
     out["load_1min_end"] = uptime_load()
     return out
 
@@ -282,9 +297,10 @@ def main(argv=None):
     p.add_argument("--only", nargs="+", choices=WORKLOADS)
     p.add_argument("--dtype", nargs="+", default=["float64", "float32"],
                    choices=["float64", "float32"])
+    p.add_argument("--max-load", type=float, help="wait for a 1-minute load below this")
     p.add_argument("--json", metavar="PATH")
     a = p.parse_args(argv)
-    res = run(a.rounds, a.only, a.repeat, tuple(a.dtype))
+    res = run(a.rounds, a.only, a.repeat, tuple(a.dtype), a.max_load)
     for name, rows in res["workloads"].items():
         for dt, r in rows.items():
             print(f"{name:<16} {dt:<8} tl {1e3 * r['theorylab_s']:9.3f} ms  "

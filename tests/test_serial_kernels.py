@@ -42,6 +42,9 @@ def put(name, res):
     for i, part in enumerate(res if isinstance(res, tuple) else (res,)):
         out[f"{name}{i}"] = np.asarray(part)
 put("fgm", relu_net.fgm(X, y, W, b, 0.1, True))
+put("fgm_step", relu_net.fgm_loss_and_weight_gradient(X, y, W, b, 0.1, False))
+put("lone_run", relu_net.train_full_batch_many(X[None], y[None], W[None], np.full(4, 0.5),
+                                               np.array([0.5]), 0, np.zeros((0, 0))))
 Xp = rng.standard_normal((600, 4, 12)); yc = rng.integers(0, 2, 600)
 Wc = rng.standard_normal((2, 3, 12)) / 4
 put("cnn", cnn.loss_and_weight_gradient(Xp, yc, Wc, 3, 0.5))

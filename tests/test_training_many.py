@@ -181,14 +181,15 @@ def test_a_lone_run_spreads_its_chunks_over_the_threads_with_the_same_bits():
             train_many(three, data, steps=STEPS)
             for a, b in zip(three, alone):
                 np.testing.assert_array_equal(a.W, b.W)
-    # The two ways of running one run, called directly: chunks on all threads or on one.
+    # The ways of running one run, called directly: its chunks on one or on several workers.
     X, y = data[0]
     W0, c = models()[0].W, np.full(STEPS, 0.5)
     runs = {}
-    for chunked in (True, False):
+    for workers in (1, 2, 3):  # 3 workers on any number of threads: a ragged split
         W, L = W0.copy(), np.empty(STEPS)
-        assert K._train_run(X, y, W, c, 0.5, 0, np.zeros((0, 0)), L, chunked) == -1
-        runs[chunked] = (W, L)
-    np.testing.assert_array_equal(runs[True][0], runs[False][0])
-    np.testing.assert_array_equal(runs[True][1], runs[False][1])
-    assert not np.array_equal(runs[True][0], W0)
+        assert K._train_run(X, y, W, c, 0.5, 0, np.zeros((0, 0)), L, workers) == -1
+        runs[workers] = (W, L)
+    for workers in (2, 3):
+        np.testing.assert_array_equal(runs[workers][0], runs[1][0])
+        np.testing.assert_array_equal(runs[workers][1], runs[1][1])
+    assert not np.array_equal(runs[1][0], W0)

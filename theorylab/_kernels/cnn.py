@@ -30,6 +30,7 @@ import numpy as np
 
 from ._ascent import _ascent_row, _ascent_rows, _finite_rows
 from ._jit import jit, prange
+from ._sums import add_partials
 
 __all__ = [
     "CHUNK_ROWS",
@@ -219,8 +220,7 @@ def loss_and_weight_gradient(X, y, W, q, rho):
             S = _forward_backward(np.dot(Xc, WT), y[s:e], e - s, P, K, m, q, rho, 1.0 / N,
                                   F[s:e], loss[s:e])
             partial[c - g0] = np.dot(S.T, Xc)
-        for c in range(g1 - g0):  # fixed order: deterministic
-            G += partial[c]
+        add_partials(G, partial, g1 - g0)  # fixed order: deterministic (a serial loop)
     return loss, F, G.reshape(K, m, d)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ._ascent import _ascent_rows, _finite_rows
 from ._jit import get_num_threads, jit, prange
+from ._sums import add_partials
 
 __all__ = ["CHUNK", "GROUP", "RULES", "scores", "logistic", "loss_and_weight_gradient",
            "loss_and_input_gradient", "margin_and_input_gradient", "pgd", "pgd_steps", "fgm",
@@ -185,8 +186,7 @@ def _weight_gradient(X, y, W, b, eps, linf, fgm_first):
                 Xc = _fgm_points(Xc, y[s:e], W, b, eps, linf, U, A, sc, ok[s:e])
             _chunk_gradient_into(Xc, y[s:e], W, b, 1.0 / n, U, A, partial[c - g0], f[s:e],
                                  loss[s:e], sc)
-        for c in range(g1 - g0):  # fixed order: deterministic
-            G += partial[c]
+        add_partials(G, partial, g1 - g0)  # fixed order: deterministic
     return loss, f, G, ok
 
 
@@ -499,22 +499,23 @@ def _mean_loss_and_gradient_serial(X, y, W, b, G, U, A, P, f, loss, slope):
 @jit(parallel=True)
 def _mean_loss_and_gradient_chunked(X, y, W, b, G, U, A, P, f, loss, slope):
     # The same sums with the chunks on all threads (one run using every core): the
-    # partials P[j] (slots x m x d, U and A slots x CHUNK x m) of GROUP-sized groups of
-    # chunks are added in chunk order and the per-row losses (f, loss, slope: N) in row
-    # order afterwards, so the bits are _mean_loss_and_gradient_serial's for any thread
-    # count.
+    # partials P[j] (slots x m x d) of groups of P.shape[0] chunks are added in chunk
+    # order and the per-row losses (f, loss, slope: N) in row order afterwards, so the
+    # bits are _mean_loss_and_gradient_serial's for any thread count.  Worker w takes
+    # the chunks w, w + workers, ... of a group with its own U[w], A[w] (workers x CHUNK
+    # x m): work arrays that stay in its cache, as the serial path's do.
     n = X.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
     G[:, :] = 0.0
     for g0 in range(0, n_chunks, P.shape[0]):
         g1 = min(n_chunks, g0 + P.shape[0])
-        for c in prange(g0, g1):
-            s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
-            j = c - g0
-            _chunk_gradient_into(X[s:e], y[s:e], W, b, 1.0 / n, U[j], A[j], P[j], f[s:e],
-                                 loss[s:e], slope[s:e])
-        for j in range(g1 - g0):  # fixed order: deterministic
-            G += P[j]
+        workers = min(U.shape[0], g1 - g0)
+        for w in prange(workers):
+            for c in range(g0 + w, g1, workers):
+                s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+                _chunk_gradient_into(X[s:e], y[s:e], W, b, 1.0 / n, U[w], A[w], P[c - g0],
+                                     f[s:e], loss[s:e], slope[s:e])
+        add_partials(G, P, g1 - g0)  # fixed order: deterministic
     total = 0.0
     for r in range(n):
         total += loss[r]
@@ -522,18 +523,20 @@ def _mean_loss_and_gradient_chunked(X, y, W, b, G, U, A, P, f, loss, slope):
 
 
 @jit
-def _train_run(X, y, W, c, eta, rule, M, loss, chunked):
+def _train_run(X, y, W, c, eta, rule, M, loss, workers):
     # Full-batch GD of one run, W (m, d) updated in place; loss (steps,) receives the mean
     # loss before each step.  Returns the step whose loss or update was not finite, or -1.
-    # chunked: the run's chunks go to all threads (a run trained alone), else this thread
-    # does them all (one run per thread); the bits are the same.
+    # workers > 1: the run's chunks go to that many threads (a run trained alone), else
+    # this thread does them all (one run per thread); the bits are the same.
     m, d = W.shape
     n = X.shape[0]
     dt = W.dtype
+    chunked = workers > 1
     slots = min(GROUP, (n + CHUNK - 1) // CHUNK) if chunked else 1
     rows = n if chunked else min(CHUNK, n)
     G, Wn = np.empty((m, d), dtype=dt), np.empty((m, d), dtype=dt)
-    U, A = np.empty((slots, CHUNK, m), dtype=dt), np.empty((slots, CHUNK, m), dtype=dt)
+    U = np.empty((workers if chunked else 1, CHUNK, m), dtype=dt)
+    A = np.empty_like(U)
     P = np.empty((slots, m, d), dtype=dt)
     f, lo, sl = np.empty(rows, dtype=dt), np.empty(rows, dtype=dt), np.empty(rows, dtype=dt)
     for t in range(c.shape[0]):
@@ -603,7 +606,7 @@ def _train_full_batch_many(X, y, W0, c, lr, rule, M, T):
     eta = lr[0]
     whole = S - S % T
     for r in prange(whole):  # runs are independent: any thread, same bits
-        diverged_at[r] = _train_run(X[r], y[r], W[r], c, eta, rule, M, loss[r], False)
+        diverged_at[r] = _train_run(X[r], y[r], W[r], c, eta, rule, M, loss[r], 1)
     for r in range(whole, S):
-        diverged_at[r] = _train_run(X[r], y[r], W[r], c, eta, rule, M, loss[r], True)
+        diverged_at[r] = _train_run(X[r], y[r], W[r], c, eta, rule, M, loss[r], T)
     return W, loss, diverged_at

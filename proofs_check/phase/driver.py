@@ -8,8 +8,8 @@ its CSV before running, so a fresh checkout resumes where the committed
 results stop.
 
 Order: every cell not yet done, over all specs, sorted by tier (T = the
-check's T and the first two seeds; then the third seed; then the T-doubled
-neighbours; then 3T), then by d and by estimated cost inside a tier.  The estimate of a
+check's T and the first two seeds; then the T-doubled neighbours, which the
+regime verdicts need; then the third seed; then 3T), then by d and by estimated cost inside a tier.  The estimate of a
 cell is the median measured CPU seconds of the done cells of its class
 (pipeline, d, t_mult) in the stores, else :data:`PRIOR` (measured once,
 before the maps were run) scaled by the training length; the bar counts
@@ -87,8 +87,8 @@ def estimate(params, measured):
 def _tier(cell):
     t = cell.params["t_mult"]
     if t == 1:
-        return 0 if cell.replicate < 2 else 1
-    return 2 if t == 2 else 3
+        return 0 if cell.replicate < 2 else 2
+    return 1 if t == 2 else 3
 
 
 def plan(specs, stores):

@@ -225,6 +225,32 @@ def test_cold_cache_is_detected_without_compiling(tmp_path):
     assert not list((tmp_path / "empty").rglob("*.nbi"))  # nothing was compiled
 
 
+def test_the_workers_serial_twins_are_asked_about(tmp_path):
+    # After a process with THEORYLAB_SERIAL_KERNELS=1 warmed the ntk family, a normal process
+    # sees those twins cached (serial=True) while its own parallel builds are still missing.
+    from theorylab._kernels.cache import compile_estimate
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "c"), THEORYLAB_NUMBA_CACHE="1")
+    ask = ("from theorylab._kernels.cache import missing_from_cache as m; "
+           "print(m(False)[0], m(True)[0])")
+
+    def run(code, serial):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=dict(env, THEORYLAB_SERIAL_KERNELS="1" if serial else "0"),
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    before = [int(v) for v in run(ask, False)]
+    run("from theorylab.sweep.warm import warm_kernels; warm_kernels(['ntk'])", True)
+    after = [int(v) for v in run(ask, False)]
+    assert before[0] == before[1] > 40
+    assert after[1] < before[1]  # the twins the worker wrote are found ...
+    n_serial_only = before[1] - after[1]
+    assert before[0] - after[0] < n_serial_only  # ... and the parallel builds still missing
+    assert compile_estimate(40, serial=True, workers=2) < compile_estimate(40)
+
+
 def test_warm_cache_says_nothing():
     from theorylab._kernels.cache import cold_cache_notice, missing_from_cache
 
@@ -238,8 +264,8 @@ def test_the_cli_says_it_once_and_not_under_quiet(monkeypatch, capsys):
 
     calls = []
     monkeypatch.setattr(cache, "cold_cache_notice",
-                        lambda uses=None: calls.append(uses) or "compiling kernels, about 30 s, "
-                                                                "cached for next time")
+                        lambda uses=None, **kw: calls.append(uses) or "compiling kernels, about "
+                                                                      "30 s, cached for next time")
     train = ["train", "--d", "8", "--k", "2", "--steps", "2"]
     monkeypatch.setattr(cli, "_NOTICE_SHOWN", [])
     assert main(train + ["--quiet"]) == 0

@@ -131,7 +131,9 @@ def _compiling_notice(args):
     uses = _KERNELS_USED.get(args.command, None)
     if args.command == "check" and getattr(args, "only", None):
         uses = 15
-    text = cold_cache_notice(uses)
+    jobs = getattr(args, "jobs", 1) if args.command == "check" else 1
+    # With --jobs > 1 the checks run in workers that load the serial twins (_runner).
+    text = cold_cache_notice(uses, serial=jobs > 1, workers=jobs)
     if text:
         print(f"theorylab: {text}", file=sys.stderr, flush=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -76,6 +77,18 @@ def _print_result(result):
                f"({len(result.seeds)} seeds, {result.seconds:.1f} s)", file=sys.stderr)
 
 
+# The phase maps' neighbour verdicts, quoted in the report when the committed maps are here.
+PHASE_NEIGHBOURS = os.path.join("reports", "phase", "regime_neighbours.json")
+
+
+def _markdown_writer():
+    from ._runner import write_markdown
+    from .phase.report import regime_notes
+
+    notes = regime_notes(PHASE_NEIGHBOURS)
+    return lambda results, path: write_markdown(results, path, regime_notes=notes)
+
+
 def main(argv=None, args=None):
     """Run the checks; exit status 1 if any check FAILS or raises."""
     import os
@@ -103,7 +116,7 @@ def main(argv=None, args=None):
                          on_result=None if args.quiet else _print_result)
     print(format_table(results))
     print_errors(results, args.verbose, file=sys.stderr)
-    for path, writer in ((args.report, write_markdown), (args.json, write_json),
+    for path, writer in ((args.report, _markdown_writer()), (args.json, write_json),
                          (args.timings, write_timings)):
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -424,8 +424,14 @@ def _other_measurements(result):
     return ", ".join(parts)
 
 
-def write_markdown(results, path):
-    """A Markdown report: per check, the claim, regime, criteria vs measurements, verdict, figure."""
+def write_markdown(results, path, regime_notes=None):
+    """A Markdown report: per check, the claim, regime, criteria vs measurements, verdict, figure.
+
+    ``regime_notes`` (``{check id: text}``, from the phase maps:
+    :func:`proofs_check.phase.report.regime_notes`) says for each quick-regime check
+    whether its regime's neighbours on the map hold or which one fails.
+    """
+    regime_notes = regime_notes or {}
     out = ["# theorylab theorem-check report", "", "Papers whose claims were checked:", ""]
     out += [f"- {p['paper']}" + (f": {p['reference']}" if p["reference"] else "")
             for p in _papers(results)]
@@ -447,6 +453,9 @@ def write_markdown(results, path):
                 + json.dumps(to_jsonable(r.check.regimes[r.regime])) + "`", ""]
         if r.reason:
             out += [f"*Why:* {r.reason}", ""]
+        if r.regime == "quick" and r.check.id in regime_notes:
+            out += [f"*This regime on the phase map (reports/phase_report.md):* "
+                    f"{regime_notes[r.check.id]}.", ""]
         if r.criteria:
             out += ["| criterion | measured: median [min, max] | status | why this threshold |",
                     "|---|---|---|---|"]

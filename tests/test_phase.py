@@ -13,7 +13,9 @@ import pytest
 import proofs_check as pc
 from proofs_check.phase import cells, driver, regions
 from proofs_check.phase.__main__ import main
-from proofs_check.phase.report import claim_section, closing_note
+from proofs_check._runner import write_markdown
+from proofs_check.phase.report import (NEIGHBOURS_FILE, claim_section, closing_note,
+                                       regime_notes)
 from theorylab.sweep import Store, parse_spec
 
 SEED = 7
@@ -36,6 +38,9 @@ def _same(cell_out, cid, measured):
             continue
         got = cell_out[f"{cid}/{key}"]
         assert got == value or (math.isnan(got) and math.isnan(value)), (cid, key)
+
+
+_TINY_FP = {"d": 16, "k": 2, "T": 40, "T_adv": 10, "batch": 64, "n_test": 60, "pgd_steps": 2}
 
 
 def test_fp_cell_judges_like_the_check(registry):
@@ -190,12 +195,29 @@ def test_redraw_from_the_csv_computes_nothing(tmp_path, registry, monkeypatch):
     text = report.read_text()
     assert "at an edge, failing neighbour: k = 6, d = 256" in text
     assert "partial" in text  # d = 64, k = 4 was never computed
+    # The neighbour verdicts go beside the CSVs, and the check report quotes them.
+    notes = regime_notes(str(out / NEIGHBOURS_FILE))
+    assert notes[CID] == "at an edge, failing neighbour: k = 6, d = 256"
+    res = pc.run_checks([registry[CID]], "quick", [0], params_override=_TINY_FP)
+    write_markdown(res, tmp_path / "check.md", regime_notes=notes)
+    assert ("*This regime on the phase map (reports/phase_report.md):* at an edge, failing "
+            "neighbour: k = 6, d = 256.") in (tmp_path / "check.md").read_text()
+    write_markdown(res, tmp_path / "plain.md")
+    assert "phase map" not in (tmp_path / "plain.md").read_text()
     # A missing store is rebuilt from its CSV (resume in a fresh checkout).
     spec = specs[1]
     n = driver.restore(spec, str(out / f"{spec.name}.sqlite"), str(out / f"{spec.name}.csv"))
     assert n == 9
     with Store(str(out / f"{spec.name}.sqlite"), create=False) as st:
         assert st.counts()["done"] == 9
+
+
+def test_regime_notes_file(tmp_path):
+    assert regime_notes(str(tmp_path / "absent.json")) == {}  # a checkout without maps
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="regime-neighbour"):
+        regime_notes(str(bad))
 
 
 def test_cost_estimate_uses_measurements_then_the_prior():

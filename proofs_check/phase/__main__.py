@@ -88,7 +88,7 @@ def draw(specs, out_dir, figures_dir, report_path):
     from .driver import measured
     from .figures import write_figures
     from .regions import points, read_rows
-    from .report import write_report
+    from .report import NEIGHBOURS_FILE, write_report
 
     csvs = [os.path.join(out_dir, f"{s.name}.csv") for s in specs]
     csvs = [c for c in csvs if os.path.exists(c)]
@@ -100,7 +100,8 @@ def draw(specs, out_dir, figures_dir, report_path):
     pts = points(rows, registry)
     paths = write_figures(pts, registry, figures_dir)
     paths.append(write_report(registry, pts, report_path,
-                              header=_header(specs, rows, measured(rows))))
+                              header=_header(specs, rows, measured(rows)),
+                              neighbours_path=os.path.join(out_dir, NEIGHBOURS_FILE)))
     return paths
 
 

@@ -6,7 +6,9 @@ it can be regenerated from the committed CSV exports without recomputing.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import Counter
 
 from .._harness import ERROR, FAIL, INCONCLUSIVE, PASS
@@ -14,7 +16,8 @@ from .figures import MAP_T, t_label
 from .regions import (MISSING, compress, crossing, describe_failure, holds, main_criterion,
                       neighbours)
 
-__all__ = ["claim_section", "closing_note", "write_report", "regime_point"]
+__all__ = ["claim_section", "closing_note", "write_report", "regime_point", "regime_notes",
+           "NEIGHBOURS_FILE"]
 
 _COLUMNS = ((PASS, "holds (every seed)"), (FAIL, "fails"), (INCONCLUSIVE, "inconclusive"),
             (ERROR, "error"), (MISSING, "not computed"))
@@ -128,8 +131,13 @@ def closing_note(registry, all_points, verdicts):
     return "\n".join(lines) + "\n"
 
 
-def write_report(registry, all_points, path, header=""):
-    """Write the phase report (header, one section per claim, closing note) to ``path``."""
+def write_report(registry, all_points, path, header="", neighbours_path=None):
+    """Write the phase report (header, one section per claim, closing note) to ``path``.
+
+    With ``neighbours_path``, also the quick regime's neighbour verdict of each claim
+    as JSON (``{check id: verdict}``), which ``theorylab check`` quotes in the check
+    report (:func:`regime_notes`).
+    """
     sections, verdicts = [], {}
     for cid in sorted(all_points):
         text, verdicts[cid] = claim_section(registry[cid], all_points[cid])
@@ -137,4 +145,25 @@ def write_report(registry, all_points, path, header=""):
     body = "\n".join([header, *sections, closing_note(registry, all_points, verdicts)])
     with open(path, "w") as fh:
         fh.write(body)
+    if neighbours_path is not None:
+        with open(neighbours_path, "w") as fh:
+            json.dump(dict(sorted(verdicts.items())), fh, indent=1)
+            fh.write("\n")
     return path
+
+
+NEIGHBOURS_FILE = "regime_neighbours.json"
+
+
+def regime_notes(path):
+    """``{check id: neighbour verdict}`` from a file written by :func:`write_report`.
+
+    Returns an empty dict when ``path`` does not exist (a checkout without maps).
+    """
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        notes = json.load(fh)
+    if not isinstance(notes, dict) or not all(isinstance(v, str) for v in notes.values()):
+        raise ValueError(f"{path}: not a phase regime-neighbour file")
+    return notes

@@ -5,15 +5,14 @@ measures what float32 would give the scaling cells (issue 20 part 5): the clean 
 and the fused l2 / linf FGM step of the path's sizes (batch N = 512 of the quick
 regimes, m = 2d), on the existing kernels (:mod:`theorylab._kernels.relu_net`, the
 calls :mod:`benchmarks.bench_two_layer` times), one Numba and one BLAS thread (what
-a scaling worker gets), and the whole online step as :func:`theorylab.training.train`
-runs it (fresh batch drawn each step) in float64.  Ratios are of the best of the
+a scaling worker gets).  What a whole cell would save follows from these ratios and
+the cells' measured training share (``reports/scaling_report.md``).  Ratios are of the best of the
 repeats (the least disturbed call on a shared machine), medians are reported too.
 """
 
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 
@@ -48,26 +47,12 @@ def _steps(d, repeats):
     return out
 
 
-def _train_step(d, steps=20):
-    # The pipeline's online step (sampling + clean step) through the public train().
-    import theorylab as tl
-
-    world = tl.worlds.SparseCoding(d, 5, noise=0.05, seed=0)
-    net = tl.models.TwoLayerReLU.for_world(world, seed=1)
-    tl.training.train(net, world, steps=2, lr=0.5, batch_size=BATCH, seed=2)  # warm
-    t = time.perf_counter()
-    tl.training.train(net, world, steps=steps, lr=0.5, batch_size=BATCH, seed=3)
-    return (time.perf_counter() - t) / steps
-
-
 def run(repeats=7):
-    """Step times at d = 512, 1024 (float64, float32) and the online step; a dict."""
+    """Step times at d = 512, 1024 in float64 and float32; a JSON-serialisable dict."""
     out = {"load_1min": uptime_load(), "batch": BATCH}
     with limit_threads(1, 1):
         for d in SIZES:
-            row = _steps(d, repeats)
-            row["train_online_step_float64_s"] = _train_step(d)
-            out[f"d{d}"] = row
+            out[f"d{d}"] = _steps(d, repeats)
     return out
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "polynomial_failure_radius",
     "polynomial_tau50_slope",
     "clean_network_radius",
+    "dense_mixture_ratio",
     "margin_pmf",
     "tie_probability",
     "small_margin_probability",
@@ -330,6 +331,18 @@ def clean_network_radius(k, d, norm=2, *, c=0.5):
     p = check_norm(norm, allowed=(2.0, np.inf))
     check_float("c", c, 0.0, low_open=True)
     return c / k if p == np.inf else math.sqrt(d) / k ** 1.5
+
+
+def dense_mixture_ratio(k, d):
+    """Dense part of a clean neuron relative to its main coefficient, ||v_i||_2 / a_i ~ k / sqrt(d). [D]
+
+    Spec 3.3(i): the off-feature coordinates grow (k/d) times as fast as the main
+    one, with a sign pattern along w*, so the l2 norm of the dense part over the
+    main coefficient is about k / sqrt(d) (a growth-rate ratio: a scaling, with no
+    claim on the constant).
+    """
+    k, d = _kd(k, d)
+    return k / math.sqrt(d)
 
 
 # -- anti-concentration of the margin <w*, z> for +-1 codes ---------------------

@@ -45,11 +45,11 @@ PRIOR = {"fp": {64: 9, 128: 24, 256: 58, 512: 140},
 T_FACTOR = 0.4
 
 
-def load_specs(spec_dir):
-    """The phase specs of ``spec_dir`` (``phase_*.toml``), sorted by name."""
-    paths = sorted(glob.glob(os.path.join(spec_dir, "phase_*.toml")))
+def load_specs(spec_dir, pattern="phase_*.toml"):
+    """The specs of ``spec_dir`` matching ``pattern`` (the phase specs), sorted by name."""
+    paths = sorted(glob.glob(os.path.join(spec_dir, pattern)))
     if not paths:
-        raise ValueError(f"--specs: no phase_*.toml in {spec_dir!r}")
+        raise ValueError(f"--specs: no {pattern} in {spec_dir!r}")
     return [load_spec(p) for p in paths]
 
 

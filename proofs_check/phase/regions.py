@@ -95,8 +95,10 @@ def _parse(text):
     return text
 
 
-def read_rows(source):
+def read_rows(source, params=PARAMS):
     """Every cell row of a store (path ending .sqlite / a Store) or a CSV export.
+
+    ``params``: the CSV columns that are cell parameters (default the phase specs').
 
     Returns
     -------
@@ -116,12 +118,12 @@ def read_rows(source):
     out = []
     with open(source, newline="") as fh:
         for row in csv.DictReader(fh):
-            params = {p: _parse(row[p]) for p in PARAMS if row.get(p, "") != ""}
+            cell = {p: _parse(row[p]) for p in params if row.get(p, "") != ""}
             metrics = None
             if row["status"] == "done":
                 metrics = {c: _parse(v) for c, v in row.items()
                            if ("/" in c or c in ("cpu_seconds", "wall_seconds")) and v != ""}
-            out.append({"params": params, "replicate": int(row["replicate"]),
+            out.append({"params": cell, "replicate": int(row["replicate"]),
                         "status": row["status"], "metrics": metrics})
     return out
 

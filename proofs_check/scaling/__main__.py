@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 
-from theorylab.sweep.cli import check_output_dir, check_output_file, run_command
+from theorylab.sweep.cli import run_command
+
+from ..phase.__main__ import add_run_options, run_and_export, validate_run_options
 
 __all__ = ["build_parser", "main", "draw", "DEFAULTS"]
 
@@ -21,20 +23,9 @@ def build_parser():
                     "(examples/sweeps/scaling_*.toml: k = round(c d^0.4), d = 64 ... 1024, l2 "
                     "and linf) cheap d first, resumably; then fit the exponents, draw the "
                     "figures and write the report.")
-    p.add_argument("--redraw", action="store_true",
-                   help="fit, draw and report from the CSVs in --out only (no computing)")
-    p.add_argument("--specs", default=DEFAULTS["specs"], help="directory of scaling_*.toml")
-    p.add_argument("--out", default=DEFAULTS["out"],
-                   help="stores (<spec>.sqlite) and CSV exports (<spec>.csv)")
-    p.add_argument("--figures", default=DEFAULTS["figures"], help="directory of the figures")
-    p.add_argument("--report", default=DEFAULTS["report"])
-    p.add_argument("--backend", default="processes", choices=["processes", "dask"],
-                   help="with --workers > 1 (one worker runs in this process)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="start no cell after this many minutes (the rest stays pending)")
+    add_run_options(p, specs=DEFAULTS["specs"], out=DEFAULTS["out"], report=DEFAULTS["report"],
+                    pattern="scaling_*.toml")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of each fit")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -58,30 +49,19 @@ def draw(specs, out_dir, figures_dir, report_path, n_boot=2000):
 
 def validate(args):
     """Every option checked before any work: a ValueError naming the option."""
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    validate_run_options(args)
     if args.n_boot < 100:
         raise ValueError(f"--n-boot must be >= 100, got {args.n_boot}")
-    check_output_dir(args.out, "--out")
-    check_output_dir(args.figures, "--figures")
-    check_output_file(args.report, "--report", make_parents=True)
 
 
 def command(args):
-    """Run (unless ``--redraw``), export, then draw; the exit status."""
+    """Run (unless ``--redraw``), export, then fit, draw and report; the exit status."""
     from .driver import export, load_specs, run
 
     validate(args)
     specs = load_specs(args.specs)
     if not args.redraw:
-        s = run(specs, args.out, backend=args.backend, workers=args.workers,
-                max_minutes=args.max_minutes, progress=not args.quiet)
-        print(f"ran {s['ran']} cells ({s['failed']} failed) in {s['seconds'] / 60:.1f} min; "
-              f"{s['left']} not done" + (" (stopped at --max-minutes)" if s["stopped"] else ""))
-        for path in export(specs, args.out):
-            print(path)
+        run_and_export(specs, args, run, export)
     for path in draw(specs, args.out, args.figures, args.report, n_boot=args.n_boot):
         print(path)
     return 0

@@ -15,14 +15,11 @@ the price of a cell:
 
 from __future__ import annotations
 
-import glob
 import math
-import os
 import statistics
 
-from theorylab.sweep import load_spec
-
 from ..phase.driver import export, measured, restore
+from ..phase.driver import load_specs as _load_specs
 from ..phase.driver import run as _run
 from .paths import path_params
 
@@ -40,10 +37,7 @@ PRIOR = {"l2": {64: 5, 128: 12, 256: 40, 512: 150},
 
 def load_specs(spec_dir):
     """The scaling specs of ``spec_dir`` (``scaling_*.toml``), sorted by name."""
-    paths = sorted(glob.glob(os.path.join(spec_dir, "scaling_*.toml")))
-    if not paths:
-        raise ValueError(f"--specs: no scaling_*.toml in {spec_dir!r}")
-    return [load_spec(p) for p in paths]
+    return _load_specs(spec_dir, "scaling_*.toml")
 
 
 def cell_class(params):

@@ -11,7 +11,10 @@ import os
 
 import pytest
 
+import proofs_check as pc
+from proofs_check._harness import evaluate
 from proofs_check.__main__ import main as check_main
+from proofs_check.phase import regions
 from proofs_check.scaling import driver, fits, paths
 from proofs_check.scaling.__main__ import main
 from proofs_check.scaling.report import exponent_table, write_report
@@ -103,6 +106,16 @@ def test_tiny_run_exports_resumes_and_redraws(tmp_path):
         "PASS", "FAIL", "INCONCLUSIVE"}
     assert all(float(r["scaling/k"]) == 2 and float(r["scaling/grid_min"]) == 0.00125
                and r["scaling/tau50_adv_certified"] for r in rows)
+    # Re-judged from its CSV row, every claim of a cell gets the verdict the cell gave it
+    # (the tiny runs do not converge: the flag must survive the store).
+    registry = pc.load_checks()
+    for r in regions.read_rows(csv_path, params=fits.SCALING_PARAMS):
+        for stem in ("fp.v1_clean_features", "fp.v2_clean_nonrobust",
+                     "fp.v3_adversarial_purifies", "fp.v4_principle"):
+            cid = f"{stem}_linf"
+            m = regions.claim_measurements(r["metrics"], cid)
+            assert evaluate(registry[cid], [m])[0] == m["verdict"], cid
+    assert any("not_converged_reason" in k for r in rows for k, v in r.items() if v)
     # A fresh checkout has the CSV, not the store: the store is rebuilt and nothing reruns.
     os.remove(out / "scaling_linf.sqlite")
     assert driver.run(specs, str(out), progress=False, log=lambda *_: None)["ran"] == 0

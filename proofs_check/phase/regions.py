@@ -17,10 +17,11 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from .._harness import ERROR, FAIL, INCONCLUSIVE, PASS, evaluate
+from .._harness import (CONVERGED, ERROR, FAIL, INCONCLUSIVE, NOT_CONVERGED_REASON, PASS,
+                        evaluate)
 from .cells import claim_ids
 
-__all__ = ["Point", "MISSING", "PARAMS", "read_rows", "points", "regions", "neighbours",
+__all__ = ["Point", "MISSING", "PARAMS", "read_rows", "claim_measurements", "points", "regions", "neighbours",
            "MAIN", "main_criterion", "compress", "crossing", "holds", "describe_failure"]
 
 MISSING = "MISSING"
@@ -132,6 +133,21 @@ def _pipeline(params):
     return "ll" if "claims" in params else "fp"
 
 
+def claim_measurements(metrics, cid):
+    """One claim's measurements of a stored cell, as its check's ``run`` returned them.
+
+    A store keeps numbers and strings only, so the boolean ``converged`` of a run with
+    convergence diagnostics is restored from its reason (absent or empty: converged);
+    without it a re-judged seed whose training did not converge would get a verdict on
+    a transient instead of INCONCLUSIVE.
+    """
+    prefix = cid + "/"
+    m = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+    if CONVERGED not in m and any(k.startswith("convergence_") for k in m):
+        m[CONVERGED] = not m.get(NOT_CONVERGED_REASON)
+    return m
+
+
 def points(rows, registry):
     """``{claim id: {(d, k, t_mult): Point}}`` judged with each check's own criteria.
 
@@ -151,8 +167,7 @@ def points(rows, registry):
             pt.expected += 1
             if r["status"] != "done" or not r["metrics"]:
                 continue
-            prefix = cid + "/"
-            m = {k[len(prefix):]: v for k, v in r["metrics"].items() if k.startswith(prefix)}
+            m = claim_measurements(r["metrics"], cid)
             if not m:  # the claim was not part of this cell
                 pt.expected -= 1
                 continue

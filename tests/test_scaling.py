@@ -9,6 +9,7 @@ import csv
 import math
 import os
 
+import numpy as np
 import pytest
 
 import proofs_check as pc
@@ -235,3 +236,20 @@ def test_dense_mixture_ratio_is_the_spec_scaling():
     assert dense_mixture_ratio(5, 128) == pytest.approx(5 / math.sqrt(128))
     with pytest.raises(ValueError, match="k"):
         dense_mixture_ratio(200, 128)
+
+
+def test_linear_rule_tau50_is_the_margin_laws_median():
+    from theorylab.theory import linear_rule_tau50
+
+    rng = np.random.default_rng(1)
+    for k, d in ((4, 64), (11, 1024), (40, 400)):
+        n = rng.binomial(d, k / d, size=200_000)
+        s = 2 * rng.binomial(n, 0.5) - n
+        s = np.abs(s[s != 0])  # ties resampled = conditioned away
+        vals = np.unique(s)
+        s50 = next(v for v in vals if np.mean(s > v) < 0.5)
+        assert linear_rule_tau50(k, d) == pytest.approx(s50 / math.sqrt(d))
+        assert linear_rule_tau50(k, d, "inf") == pytest.approx(s50 / d)
+    # Large k: the spec's sqrt(k/d) scale with the constant of a normal median, ~0.674.
+    assert linear_rule_tau50(400, 40000) / math.sqrt(400 / 40000) == pytest.approx(0.674,
+                                                                                   abs=0.06)

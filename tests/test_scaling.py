@@ -253,3 +253,11 @@ def test_linear_rule_tau50_is_the_margin_laws_median():
     # Large k: the spec's sqrt(k/d) scale with the constant of a normal median, ~0.674.
     assert linear_rule_tau50(400, 40000) / math.sqrt(400 / 40000) == pytest.approx(0.674,
                                                                                    abs=0.06)
+
+
+def test_estimate_uses_the_nearest_measured_d():
+    p = dict(d=1024, norms=["l2"], gamma=0.4, anchor_d=128, anchor_k=5)
+    assert driver.estimate(p, {("l2", 1024): [(700.0, 710.0), (900.0, 910.0)]}) == 800.0
+    assert driver.estimate(p, {("l2", 512): [(200.0, 210.0)], ("linf", 1024): [(5.0, 5.0)]}) \
+        == pytest.approx(800.0)  # 200 s at d = 512, times (1024 / 512)^2
+    assert driver.estimate(p, {}) == pytest.approx(driver.PRIOR["l2"][512] * 4)

@@ -9,8 +9,8 @@ the price of a cell:
   replicate, then by estimated cost, so an interrupted run leaves whole small-d
   points and the large d missing, never holes at small d;
 * estimate: the median measured CPU seconds of the done cells of the same (norm,
-  d), else :data:`PRIOR` (measured before the run, below), extrapolated as d^2
-  beyond it.
+  d), else the nearest measured d of the norm (else :data:`PRIOR`, measured before
+  the run, below) scaled as d^2.
 """
 
 from __future__ import annotations
@@ -46,15 +46,21 @@ def cell_class(params):
 
 
 def estimate(params, measured_cost):
-    """Estimated CPU seconds of the cell with ``params`` (module docstring)."""
+    """Estimated CPU seconds of the cell with ``params`` (module docstring).
+
+    The median of the measured cells of its (norms, d); else, per norm, the median at
+    the nearest measured d of that norm (else :data:`PRIOR`'s nearest d), scaled like
+    the training, d^2.
+    """
     cls = cell_class(params)
     if cls in measured_cost:
         return statistics.median(c for c, _ in measured_cost[cls])
-    total = 0.0
+    d, total = params["d"], 0.0
     for norm in params["norms"]:
-        prior = PRIOR[norm]
-        near = min(prior, key=lambda x: abs(math.log(x / params["d"])))
-        total += prior[near] * (params["d"] / near) ** 2
+        table = {dd: statistics.median(c for c, _ in v)
+                 for (n, dd), v in measured_cost.items() if n == norm} or PRIOR[norm]
+        near = min(table, key=lambda x: abs(math.log(x / d)))
+        total += table[near] * (d / near) ** 2
     return total
 
 

@@ -107,6 +107,14 @@ def scaling_args(args):
     return out
 
 
+def _print_result(result):
+    """One line on stderr per check as it finishes (above the progress bar)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"{result.check.id}: {result.verdict} {result.check.provenance} "
+               f"({len(result.seeds)} seeds, {result.seconds:.1f} s)", file=sys.stderr)
+
+
 def main(argv=None, args=None):
     """Run the checks; exit status 1 if any check FAILS or raises."""
     import os
@@ -139,7 +147,8 @@ def main(argv=None, args=None):
         list_checks(registry)
         return 0
     results = run_checks(chosen, args.regime, list(range(args.seeds)),
-                         figures_dir=args.figures, progress=not args.quiet, jobs=args.jobs)
+                         figures_dir=args.figures, progress=not args.quiet, jobs=args.jobs,
+                         on_result=None if args.quiet else _print_result)
     print(format_table(results))
     print_errors(results, args.verbose, file=sys.stderr)
     for path, writer in ((args.report, write_markdown), (args.json, write_json),

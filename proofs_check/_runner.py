@@ -92,93 +92,103 @@ def _figure_job(check_id, runs, figures_dir, checks_by_id):
     return check_id, [r[1] for r in runs], os.path.join(figures_dir, f"{check_id}.png")
 
 
-def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None):
+def _collect(checks, regime, seeds, jobs, params_override, bar, figures_dir=None,
+             announce=None):
     """Per-check runs (in seed order) and figure paths, from serial or process-parallel runs.
 
     Returns ``({check id: [per-seed results]}, {check id: figure path})``.  With
-    ``jobs > 1`` a check's figure is drawn in the worker pool as soon as all its seeds
-    are in, so drawing overlaps the remaining runs instead of following them (28
-    figures took 11 s in the parent, serially, after a 117 s run).
+    ``announce``, ``announce(check_id, runs, figure_path)`` is called as soon as a
+    check's seeds are in and its figure is drawn.  The order of the jobs is
+    :class:`proofs_check._schedule.Plan`'s (cheapest group first, then the rest
+    longest first); the results do not depend on it.
     """
+    from ._schedule import Plan, task_groups
+
     ids = [c.id for c in checks]
     by_id = {c.id: c for c in checks}
     if figures_dir is not None:
         os.makedirs(figures_dir, exist_ok=True)
     per_seed = {}
     figures = {}
-    if jobs <= 1:
-        with _one_blas_thread():
-            for seed in seeds:
-                _, per_seed[seed] = _run_seed(ids, regime, seed, params_override, by_id)
-                if bar is not None:
-                    bar.update(len(ids))
-        runs = {cid: [per_seed[s][cid] for s in seeds] for cid in ids}
-        for cid in ids:
-            job = _figure_job(cid, runs[cid], figures_dir, by_id)
-            if job is not None:
-                figures[cid] = _render_figure(*job, figure=by_id[cid].figure)
-        return runs, figures
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # Tasks are (seed, family) pairs, biggest family first (longest-processing-time
-    # order), so that 3 seeds keep 2 workers busy: one task per seed left a worker
-    # idle for a third of the run (quick, 3 seeds, 2 jobs: 149 s wall for 230 s CPU).
-    tasks = [(s, group) for group in _task_groups(ids) for s in seeds]
+    def finish(cid, path=None):
+        if path is not None:
+            figures[cid] = path
+        if announce is not None:
+            announce(cid, [per_seed[s][cid] for s in seeds], figures.get(cid))
+
+    if jobs <= 1:
+        # Group-major, cheapest group first, so that results come in all along the run.
+        order = sorted(task_groups(ids), key=lambda gi: (gi[0].seconds, gi[0].name))
+        with _one_blas_thread():
+            for _, group in order:
+                for seed in seeds:
+                    _, res = _run_seed(group, regime, seed, params_override, by_id)
+                    per_seed.setdefault(seed, {}).update(res)
+                    if bar is not None:
+                        bar.update(len(group))
+                for cid in group:
+                    job = _figure_job(cid, [per_seed[s][cid] for s in seeds], figures_dir,
+                                      by_id)
+                    finish(cid, None if job is None else
+                           _render_figure(*job, figure=by_id[cid].figure))
+        return {cid: [per_seed[s][cid] for s in seeds] for cid in ids}, figures
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     ctx = multiprocessing.get_context("spawn")
     sources = sorted({SOURCES[c] for c in ids if c in SOURCES and SOURCES[c].kind != "theorylab"},
                      key=lambda s: (s.kind, s.target))
     with _serial_kernels_in_workers(), \
             ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
                                 initargs=(sources,)) as pool:
-        _compile_once(pool, ids, jobs, bar)
-        futures = [pool.submit(_run_seed, group, regime, s, params_override)
-                   for s, group in tasks]
-        drawing = {}
-        for fut in as_completed(futures):
-            seed, res = fut.result()
-            per_seed.setdefault(seed, {}).update(res)
+        plan = Plan(ids, seeds, caching=pool.submit(_caching).result())
+        running = {}
+        while plan.pending() or running:
+            # Submit only to free workers: the plan's order then decides what runs next.
+            while len(running) < jobs:
+                job = plan.next_job()
+                if job is None:
+                    break
+                running[_submit(pool, job, regime, params_override, per_seed, seeds,
+                                figures_dir, by_id)] = job
             if bar is not None:
-                bar.update(len(res))
-            for cid in res:
-                if all(cid in per_seed.get(s, {}) for s in seeds):
-                    job = _figure_job(cid, [per_seed[s][cid] for s in seeds], figures_dir,
-                                      by_id)
-                    if job is not None:
-                        drawing[cid] = pool.submit(_render_figure, *job)
-        figures = {cid: f.result() for cid, f in drawing.items()}
+                fams = plan.compiling
+                bar.set_description("compiling " + ", ".join(fams) if fams else "check runs")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = running.pop(fut)
+                result = fut.result()
+                plan.done(job)
+                if job.kind == "figure":
+                    finish(job.check_id, result)
+                elif job.kind == "task":
+                    per_seed.setdefault(job.seed, {}).update(result[1])
+                    if bar is not None:
+                        bar.update(len(job.ids))
+                    for cid in job.ids:
+                        if not all(cid in per_seed.get(s, {}) for s in seeds):
+                            continue
+                        if _figure_job(cid, [per_seed[s][cid] for s in seeds], figures_dir,
+                                       by_id) is None:
+                            finish(cid)
+                        else:
+                            plan.add_figure(cid)
     return {cid: [per_seed[s][cid] for s in seeds] for cid in ids}, figures
 
 
-# Seconds to compile each kernel family from a cold cache (theorylab.sweep.warm), measured
-# on the 2-core machine under load: two_layer 48-59, cnn 25-44, polynomial 9-17, ntk 3-8,
-# linear 5-6.  Only their order matters: it balances the families over the workers.
-_COMPILE_COST = {"two_layer": 50.0, "cnn": 30.0, "polynomial": 10.0, "ntk": 5.0, "linear": 5.0}
+def _submit(pool, job, regime, params_override, per_seed, seeds, figures_dir, by_id):
+    from theorylab.sweep.warm import warm_shared
 
-
-def _compile_once(pool, ids, jobs, bar=None):
-    """Fill a cold Numba cache before any check runs, each kernel family in one worker.
-
-    Without it every worker compiled the kernels its first task called, the same ones
-    at the same time (the fp tasks of two seeds), doubling the compile work and writing
-    the same cache files concurrently (numba #10128).  The families are split over the
-    workers, costliest first; the kernels every family shares (the worlds' samplers, the
-    logistic loss) are compiled first, by one worker.  From a warm cache this only loads
-    kernels the workers load anyway (a few seconds per family).
-    """
-    from theorylab.sweep.warm import families_for, warm_shared
-
-    if not pool.submit(_caching).result():
-        return  # nothing is shared between the workers: each compiles what it calls
-    families = {f for cid in ids for f in families_for({"kind": "check", "check": cid})}
-    bins = _compile_bins(families, jobs)
-    if bar is not None:
-        bar.set_description("compiling or loading kernels")
-    pool.submit(warm_shared).result()
-    for fut in [pool.submit(_warm_families, b) for b in bins]:
-        fut.result()
-    if bar is not None:
-        bar.set_description("check runs")
+    if job.kind == "shared":
+        return pool.submit(warm_shared)
+    if job.kind == "warm":
+        return pool.submit(_warm_families, list(job.families))
+    if job.kind == "task":
+        return pool.submit(_run_seed, list(job.ids), regime, job.seed, params_override)
+    cid = job.check_id
+    return pool.submit(_render_figure, *_figure_job(cid, [per_seed[s][cid] for s in seeds],
+                                                    figures_dir, by_id))
 
 
 def _caching():
@@ -209,49 +219,28 @@ def _serial_kernels_in_workers():
             os.environ[SERIAL_ENV] = before
 
 
-def _compile_bins(families, jobs):
-    """Kernel families split into at most ``jobs`` lists, longest-processing-time first."""
-    order = sorted(families, key=lambda f: (-_COMPILE_COST.get(f, 1.0), f))
-    bins = [[] for _ in range(max(1, min(jobs, len(order))))]
-    load = [0.0] * len(bins)
-    for f in order:
-        k = load.index(min(load))
-        bins[k].append(f)
-        load[k] += _COMPILE_COST.get(f, 1.0)
-    return [b for b in bins if b]
-
-
 def _warm_families(families):
     from theorylab.sweep.warm import warm_kernels
 
     return warm_kernels(families)
 
 
-# Check families in decreasing cost (CPU seconds per seed, quick regime, measured on the
-# 2-core machine: fp with the same-radius checks 43, img 10.5, lb 9, ll 8.5).  The
-# same-radius checks reuse the fp pipeline's linf network (memoised per process), so they
-# travel with the fp checks.  Results do not depend on the grouping: every stage is a
-# function of the seed and the parameters only.
-_FAMILY_ORDER = ("fp", "img", "lb", "ll")
-
-
-def _family(check_id):
-    if check_id.startswith("lb.same_radius"):
-        return "fp"
-    return check_id.split(".", 1)[0]
-
-
-def _task_groups(ids):
-    """The check ids split into families, costliest family first, order kept inside."""
-    groups = {}
-    for cid in ids:
-        groups.setdefault(_family(cid), []).append(cid)
-    rank = {f: i for i, f in enumerate(_FAMILY_ORDER)}
-    return [groups[f] for f in sorted(groups, key=lambda f: rank.get(f, len(rank)))]
+def _result(check, regime, seeds, runs, figure_path=None):
+    """The :class:`CheckResult` of one check from its per-seed runs."""
+    seconds = sum(r[2] for r in runs)
+    errors = [r[1] for r in runs if r[0] == "error"]
+    measurements = [r[1] for r in runs if r[0] == "ok"]
+    if errors:
+        last = errors[0].strip().splitlines()[-1] if errors[0].strip() else "an exception"
+        return CheckResult(check, regime, list(seeds), measurements, [], ERROR,
+                           f"the check raised {last}", seconds, error=errors[0])
+    verdict, reason, crit = evaluate(check, measurements, list(seeds))
+    return CheckResult(check, regime, list(seeds), measurements, crit, verdict, reason,
+                       seconds, figure_path=figure_path)
 
 
 def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progress=False,
-               params_override=None, jobs=1):
+               params_override=None, jobs=1, on_result=None):
     """Run each check on each seed and evaluate it.
 
     Parameters
@@ -266,10 +255,14 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
     params_override : dict, optional
         Merged into every check's parameters (for experiments and mutation tests).
     jobs : int, default 1
-        Worker processes; the tasks are (seed, check family) pairs, costliest
-        family first (a family's checks run in one process, so they still share
-        their trained networks).  Results do not depend on ``jobs``: kernels give
-        the same bits for any thread count.
+        Worker processes; the tasks are (seed, task group) pairs
+        (:mod:`proofs_check._schedule`: a group's checks run in one process, so
+        they still share their trained networks).  Results do not depend on
+        ``jobs``: kernels give the same bits for any thread count.
+    on_result : callable, optional
+        ``on_result(result)`` with each :class:`CheckResult` as soon as all its
+        seeds are in (and its figure drawn), in the order they finish; the
+        returned list is in the order of ``checks`` either way.
 
     Returns
     -------
@@ -281,27 +274,22 @@ def run_checks(checks, regime="quick", seeds=(0, 1, 2), figures_dir=None, progre
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(checks) * len(seeds), desc="check runs", unit="run")
-    collected, figures = _collect(checks, regime, list(seeds), jobs, params_override, bar,
-                                  figures_dir)
-    results = []
-    for check in checks:
-        runs = collected[check.id]
-        seconds = sum(r[2] for r in runs)
-        errors = [r[1] for r in runs if r[0] == "error"]
-        measurements = [r[1] for r in runs if r[0] == "ok"]
-        error = errors[0] if errors else None
-        if error is not None:
-            last = error.strip().splitlines()[-1] if error.strip() else "an exception"
-            res = CheckResult(check, regime, list(seeds), measurements, [], ERROR,
-                              f"the check raised {last}", seconds, error=error)
-        else:
-            verdict, reason, crit = evaluate(check, measurements, list(seeds))
-            res = CheckResult(check, regime, list(seeds), measurements, crit, verdict, reason,
-                              seconds, figure_path=figures.get(check.id))
-        results.append(res)
-    if bar is not None:
-        bar.close()
-    return results
+    by_id = {c.id: c for c in checks}
+    done = {}
+
+    def announce(cid, runs, figure_path):
+        done[cid] = _result(by_id[cid], regime, seeds, runs, figure_path)
+        if on_result is not None:
+            on_result(done[cid])
+
+    try:
+        collected, figures = _collect(checks, regime, list(seeds), jobs, params_override, bar,
+                                      figures_dir, announce)
+    finally:
+        if bar is not None:
+            bar.close()
+    return [done.get(c.id) or _result(c, regime, seeds, collected[c.id], figures.get(c.id))
+            for c in checks]
 
 
 def format_table(results):

@@ -6,7 +6,6 @@ import pytest
 from theorylab import verify
 from theorylab.evaluate import Budget, robustness
 from theorylab.models import TwoLayerReLU
-from proofs_check._runner import _compile_bins
 
 
 def _net_and_points(d=10, m=12, n=12, seed=0):
@@ -75,12 +74,3 @@ def test_exact_margin_validates_total_nodes():
         verify.exact_margin(net, X, y, 0.1, 2, total_nodes=0)
     with pytest.raises(ValueError, match="total_time"):
         verify.exact_margin(net, X, y, 0.1, 2, total_time=-1.0)
-
-
-def test_compile_bins_balance_and_cover():
-    fams = {"two_layer", "cnn", "polynomial", "ntk", "linear"}
-    bins = _compile_bins(fams, 2)
-    assert sorted(f for b in bins for f in b) == sorted(fams)
-    assert bins[0] == ["two_layer"]  # the costliest family alone in one worker
-    assert _compile_bins({"cnn"}, 4) == [["cnn"]]
-    assert len(_compile_bins(fams, 1)) == 1

@@ -20,10 +20,16 @@ def _strip(measurements):
 def test_jobs_do_not_change_results(tmp_path):
     registry = load_checks()
     checks = [registry["fp.v1_clean_features_l2"], registry["fp.v3_adversarial_purifies_l2"]]
+    seen = {1: [], 2: []}
     serial = run_checks(checks, "quick", [0, 1], params_override=TINY, jobs=1,
-                        figures_dir=str(tmp_path / "serial"))
+                        figures_dir=str(tmp_path / "serial"), on_result=seen[1].append)
     parallel = run_checks(checks, "quick", [0, 1], params_override=TINY, jobs=2,
-                          figures_dir=str(tmp_path / "parallel"))
+                          figures_dir=str(tmp_path / "parallel"), on_result=seen[2].append)
+    # Each check is announced once, as it finishes, with the result that is returned.
+    for jobs, returned in ((1, serial), (2, parallel)):
+        assert sorted(r.check.id for r in seen[jobs]) == sorted(c.id for c in checks)
+        assert all(any(a is b for b in returned) for a in seen[jobs])
+        assert all(r.figure_path for r in seen[jobs])  # announced after the figure is drawn
     for a, b in zip(serial, parallel):
         # With jobs > 1 the figures are drawn in the workers; both modes save every figure.
         for r, sub in ((a, "serial"), (b, "parallel")):
@@ -53,20 +59,6 @@ def test_a_raising_check_is_recorded_and_others_run():
     bad = {"d": 16, "k": 40}  # k > d: the world raises ValueError
     res = run_checks([registry["fp.v1_clean_features_l2"]], "quick", [0], params_override=bad)
     assert res[0].verdict == ERROR and "k must be" in res[0].error
-
-
-def test_parallel_tasks_are_families_costliest_first():
-    from proofs_check._runner import _task_groups
-
-    ids = list(load_checks())
-    groups = _task_groups(ids)
-    assert sorted(sum(groups, [])) == sorted(ids)  # every check exactly once
-    # The same-radius checks reuse the fp pipeline's network: same task as the fp checks.
-    assert all(c.startswith(("fp.", "lb.same_radius")) for c in groups[0])
-    assert {"lb.same_radius_linf", "fp.v3_adversarial_purifies_linf"} <= set(groups[0])
-    assert [g[0].split(".")[0] for g in groups[1:]] == ["img", "lb", "ll"]
-    for g in groups:
-        assert g == [c for c in ids if c in g]  # registry order kept inside a family
 
 
 def test_check_runs_use_one_blas_thread(monkeypatch):

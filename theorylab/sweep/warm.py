@@ -59,6 +59,7 @@ def _two_layer():
         train(net, world, steps=1, batch_size=8, adversarial="pgd", eps=0.1, norm=norm, seed=0,
               pgd_steps=2)
         attacks.pgd(net, s.X, s.y, 0.1, norm, steps=2)
+        attacks.fgm(net, s.X, s.y, 0.1, norm)
         # Every attack, the certificate and the exact solver, as the checks evaluate.
         _evaluate(net, s, norm, world=world, exact=True)
     net.margins(s.X, s.y)
@@ -108,10 +109,12 @@ def _ntk():
     a = NTKClassifier.analytic(world.d).fit(s.X, s.y)
     a.input_gradient(s.X, s.y)
     a.gram(s.X)
+    a.gram(s.X, s.X[:3])  # a test Gram: the unsymmetric kernel
 
 
 def _cnn():
-    from theorylab.attacks import structured_curve
+    from theorylab.attacks import pgd, structured_curve
+    from theorylab.images.ilyas import representation
     from theorylab.models import SmoothedReLUCNN
     from theorylab.training import train
     from theorylab.worlds import RobustNonRobustPatches
@@ -126,7 +129,9 @@ def _cnn():
     s = world.sample(8, 1)
     model.input_gradient(s.X, s.y)
     structured_curve(model, world, s, [0.1, 0.2])
+    representation(model, s.X)  # the real-image experiments' features
     for norm in (2.0, np.inf):
+        pgd(model, s.X, s.y, 0.05, norm, steps=2)
         _evaluate(model, s, norm)
 
 

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: check test test-thorough bench docs clean phase phase-redraw ll-one-step ll-one-step-figures
+.PHONY: check test test-thorough bench docs clean phase phase-redraw scaling scaling-redraw ll-one-step ll-one-step-figures
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,20 @@ phase: $(STAMP)
 ## The figures and the report from the committed CSVs in reports/phase/, without computing.
 phase-redraw: $(STAMP)
 	$(BIN)/python -m proofs_check.phase --redraw
+## Issue 20 part 3: the FP claims along the scaling paths k = round(c d^0.4) through the
+## quick regimes, d = 64 ... 1024, l2 and linf, 3 seeds (examples/sweeps/scaling_*.toml),
+## cheap d first, resumable stores in reports/scaling/, a progress bar with a time estimate;
+## then the committed CSVs, the exponent fits, figures/scaling_*.png and
+## reports/scaling_report.md.  SCALING_ARGS="--max-minutes 45" stops starting cells after
+## 45 minutes; the next run resumes.  Never in `make test`.
+SCALING_WORKERS ?= 1
+SCALING_ARGS ?=
+scaling: $(STAMP)
+	$(BIN)/python -m proofs_check.scaling --workers $(SCALING_WORKERS) $(SCALING_ARGS)
+
+## The fits, figures and report from the committed CSVs in reports/scaling/, without computing.
+scaling-redraw: $(STAMP)
+	$(BIN)/python -m proofs_check.scaling --redraw
 ## Issue 17's map of Li & Li's one-step algorithm from scratch (63 cells = 21 settings x 3
 ## seeds, ~50-70 min on one shared core): one worker under nice 10, resumable (re-running
 ## runs only the cells not done), a progress bar; then the CSV export (committed) and the

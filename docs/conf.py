@@ -88,7 +88,7 @@ PUBLIC_MODULES = [
     "theorylab.evaluate", "theorylab.training", "theorylab.pipelines", "theorylab.metrics",
     "theorylab.theory", "theorylab.datasets", "theorylab.images", "theorylab.sweep",
     "theorylab.plots.fp", "theorylab.plots.lower_bounds", "theorylab.plots.li_li",
-    "theorylab.plots.phase", "theorylab.plots.images", "theorylab.testing",
+    "theorylab.plots.phase", "theorylab.plots.scaling", "theorylab.plots.images", "theorylab.testing",
     "theorylab.pytest_plugin", "theorylab.cli", "proofs_check",
 ]
 

@@ -7,6 +7,9 @@ import os
 import sys
 
 
+CHECK_REPORT = "reports/check_report.md"
+
+
 def build_parser(parser=None):
     """Add the runner's options to ``parser`` (or a new one) and return it."""
     parser = parser or argparse.ArgumentParser(
@@ -16,7 +19,15 @@ def build_parser(parser=None):
                       help="small regime (default): minutes on a laptop")
     mode.add_argument("--full", dest="regime", action="store_const", const="full",
                       help="the spec's regime: tens of minutes")
+    mode.add_argument("--scaling", dest="regime", action="store_const", const="scaling",
+                      help="the Feature Purification claims along the scaling paths k = "
+                           "round(c d^0.4), d = 64 ... 1024 (python -m proofs_check.scaling): "
+                           "resumable into reports/scaling/, about 90 min with --jobs 2; "
+                           "writes reports/scaling_report.md and figures/scaling_*.png")
     parser.set_defaults(regime="quick")
+    parser.add_argument("--max-minutes", type=float, default=None, metavar="N",
+                        help="with --scaling: start no cell after N minutes (the rest stays "
+                             "pending; the next run resumes)")
     parser.add_argument("--module", action="append", default=[], metavar="PATH_OR_MODULE",
                         help="also load the checks a Python file or an importable module "
                              "registers with proofs_check.register (repeatable); installed "
@@ -29,8 +40,9 @@ def build_parser(parser=None):
     parser.add_argument("--timings", metavar="PATH",
                         help="write the run's timings as JSON (kept out of the report and "
                              "the --json file, which reproduce bit for bit)")
-    parser.add_argument("--report", metavar="PATH", default="reports/check_report.md",
-                        help="Markdown report path (default reports/check_report.md)")
+    parser.add_argument("--report", metavar="PATH", default=CHECK_REPORT,
+                        help=f"Markdown report path (default {CHECK_REPORT}; with --scaling "
+                             "reports/scaling_report.md)")
     parser.add_argument("--figures", metavar="DIR", default="figures",
                         help="directory for the checks' figures (default figures/)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -69,6 +81,33 @@ def print_errors(results, verbose, file=None):
                 print(f"{r.check.id}: {r.reason} (--verbose for the traceback)", file=file)
 
 
+def scaling_args(args):
+    """The ``python -m proofs_check.scaling`` options of a ``--scaling`` check run.
+
+    Raises
+    ------
+    ValueError
+        Naming the option: one that does not apply to the scaling regime, or a bad value.
+    """
+    from .scaling.__main__ import DEFAULTS, build_parser as scaling_parser, validate
+
+    if args.regime != "scaling":
+        if args.max_minutes is not None:
+            raise ValueError("--max-minutes applies to --scaling only")
+        return None
+    for opt, given in (("--only", args.only), ("--module", args.module), ("--list", args.list),
+                       ("--json", args.json), ("--timings", args.timings)):
+        if given:
+            raise ValueError(f"{opt} does not apply to --scaling (its cells are the specs "
+                             f"examples/sweeps/scaling_*.toml)")
+    out = scaling_parser().parse_args([])
+    out.workers, out.max_minutes, out.quiet = args.jobs, args.max_minutes, args.quiet
+    out.figures = args.figures
+    out.report = DEFAULTS["report"] if args.report == CHECK_REPORT else args.report
+    validate(out)
+    return out
+
+
 def _print_result(result):
     """One line on stderr per check as it finishes (above the progress bar)."""
     from tqdm.auto import tqdm
@@ -102,6 +141,15 @@ def main(argv=None, args=None):
     if args.seeds < 1 or args.jobs < 1:
         print("error: --seeds and --jobs must be >= 1", file=sys.stderr)
         return 2
+    try:
+        scaling = scaling_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if scaling is not None:
+        from .scaling.__main__ import command
+
+        return command(scaling)
     try:
         registry = load_all(args.module)
         chosen = select(args.only) if args.only else list(registry.values())

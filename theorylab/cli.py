@@ -474,10 +474,16 @@ def _add_check(sub):
 def _cmd_check(args):
     from proofs_check import load_all, select
     from proofs_check.__main__ import main as check_main
+    from proofs_check.__main__ import scaling_args
     from theorylab.sweep.cli import check_output_dir
 
     if args.seeds < 1 or args.jobs < 1:
         raise ValueError(f"--seeds and --jobs must be >= 1, got {args.seeds} and {args.jobs}")
+    scaling = scaling_args(args)  # a bad scaling option: one line, exit 2, before any work
+    if scaling is not None:
+        from proofs_check.scaling.__main__ import command
+
+        return command(scaling)
     for spec in args.module:
         if not spec.strip():
             raise ValueError("--module: empty path or module name")

@@ -39,6 +39,8 @@ __all__ = [
     "polynomial_failure_radius",
     "polynomial_tau50_slope",
     "clean_network_radius",
+    "dense_mixture_ratio",
+    "linear_rule_tau50",
     "margin_pmf",
     "tie_probability",
     "small_margin_probability",
@@ -332,6 +334,18 @@ def clean_network_radius(k, d, norm=2, *, c=0.5):
     return c / k if p == np.inf else math.sqrt(d) / k ** 1.5
 
 
+def dense_mixture_ratio(k, d):
+    """Dense part of a clean neuron relative to its main coefficient, ||v_i||_2 / a_i ~ k / sqrt(d). [D]
+
+    Spec 3.3(i): the off-feature coordinates grow (k/d) times as fast as the main
+    one, with a sign pattern along w*, so the l2 norm of the dense part over the
+    main coefficient is about k / sqrt(d) (a growth-rate ratio: a scaling, with no
+    claim on the constant).
+    """
+    k, d = _kd(k, d)
+    return k / math.sqrt(d)
+
+
 # -- anti-concentration of the margin <w*, z> for +-1 codes ---------------------
 
 def _n_support(k, d):
@@ -364,6 +378,28 @@ def margin_pmf(k, d):
             - scipy.special.gammaln(n - j + 1) - n * math.log(2.0)
         probs[2 * j - n + top] += w * np.exp(logc)
     return values, probs
+
+
+def linear_rule_tau50(k, d, norm=2):
+    """Exact tau50 of the Bayes-direction linear rule u = M w* on noise-free +-1 codes. [D]
+
+    The rule's normalised margin is |S| / ||w*||_q with S = <w*, z> (ties S = 0
+    resampled, as the world does) and q the dual norm: ||w*||_2 = sqrt(d) in l2,
+    ||w*||_1 = d in linf (M = I).  Its robust accuracy at radius tau is
+    P(|S| > tau ||w*||_q | S != 0), a step function; tau50 is the first radius where
+    it is below 1/2: s50 / ||w*||_q with s50 the smallest s where P(|S| > s) < 1/2.
+    At large k, s50 ~ 0.674 sqrt(k) and this is spec 3.3(ii)'s sqrt(k/d) (l2) or
+    sqrt(k)/d (linf) up to the constant; at small k the discreteness of S (s50 = 2
+    for k = 4 ... 7) makes it fall faster than that along k ~ d^gamma.
+    """
+    k, d = _kd(k, d)
+    p = check_norm(norm, allowed=(2.0, np.inf))
+    values, probs = margin_pmf(k, d)
+    keep = values > 0  # |S| law given S != 0 (the law is symmetric)
+    s, w = values[keep], probs[keep] / probs[keep].sum()
+    above = 1.0 - np.cumsum(w)  # P(|S| > s) at each s
+    s50 = float(s[np.flatnonzero(above < 0.5)[0]])
+    return s50 / (math.sqrt(d) if p == 2.0 else d)
 
 
 def tie_probability(k, d):

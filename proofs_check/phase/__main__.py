@@ -9,7 +9,48 @@ import sys
 
 from theorylab.sweep.cli import check_output_dir, check_output_file, run_command
 
-__all__ = ["build_parser", "main", "draw"]
+__all__ = ["build_parser", "main", "draw", "add_run_options", "validate_run_options",
+           "run_and_export"]
+
+
+def add_run_options(p, *, specs, out, report, pattern):
+    """The options every resumable sweep driver's command takes (phase maps, scaling paths)."""
+    p.add_argument("--redraw", action="store_true",
+                   help="draw the figures and the report from the CSVs in --out only (no "
+                        "computing)")
+    p.add_argument("--specs", default=specs, help=f"directory of {pattern}")
+    p.add_argument("--out", default=out,
+                   help="stores (<spec>.sqlite) and CSV exports (<spec>.csv)")
+    p.add_argument("--figures", default="figures", help="directory of the figures")
+    p.add_argument("--report", default=report)
+    p.add_argument("--backend", default="processes", choices=["processes", "dask"],
+                   help="with --workers > 1 (one worker runs in this process)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="start no cell after this many minutes (the rest stays pending)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def validate_run_options(args):
+    """A ValueError naming the option, before any work."""
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    check_output_dir(args.out, "--out")
+    check_output_dir(args.figures, "--figures")
+    check_output_file(args.report, "--report", make_parents=True)
+
+
+def run_and_export(specs, args, run, export):
+    """Run the cells not done (``run``), print the summary, export every store's CSV."""
+    s = run(specs, args.out, backend=args.backend, workers=args.workers,
+            max_minutes=args.max_minutes, progress=not args.quiet)
+    print(f"ran {s['ran']} cells ({s['failed']} failed) in {s['seconds'] / 60:.1f} min; "
+          f"{s['left']} not done" + (" (stopped at --max-minutes)" if s["stopped"] else ""))
+    for path in export(specs, args.out):
+        print(path)
 
 
 def build_parser():
@@ -18,21 +59,8 @@ def build_parser():
         description="Run the phase-map sweeps (examples/sweeps/phase_*.toml) cheap cells first, "
                     "resumably, then draw the per-claim maps and write the report of where each "
                     "claim holds.")
-    p.add_argument("--redraw", action="store_true",
-                   help="draw the figures and the report from the CSVs in --out only (no "
-                        "computing)")
-    p.add_argument("--specs", default="examples/sweeps", help="directory of phase_*.toml")
-    p.add_argument("--out", default="reports/phase",
-                   help="stores (<spec>.sqlite) and CSV exports (<spec>.csv)")
-    p.add_argument("--figures", default="figures", help="directory of the figures")
-    p.add_argument("--report", default="reports/phase_report.md")
-    p.add_argument("--backend", default="processes", choices=["processes", "dask"],
-                   help="with --workers > 1 (one worker runs in this process)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="start no cell after this many minutes (the rest stays pending)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
+    return add_run_options(p, specs="examples/sweeps", out="reports/phase",
+                           report="reports/phase_report.md", pattern="phase_*.toml")
 
 
 def _cost_lines(rows):
@@ -108,21 +136,10 @@ def draw(specs, out_dir, figures_dir, report_path):
 def _cmd(args):
     from .driver import export, load_specs, run
 
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        raise ValueError(f"--max-minutes must be > 0, got {args.max_minutes}")
-    check_output_dir(args.out, "--out")
-    check_output_dir(args.figures, "--figures")
-    check_output_file(args.report, "--report", make_parents=True)
+    validate_run_options(args)
     specs = load_specs(args.specs)
     if not args.redraw:
-        s = run(specs, args.out, backend=args.backend, workers=args.workers,
-                max_minutes=args.max_minutes, progress=not args.quiet)
-        print(f"ran {s['ran']} cells ({s['failed']} failed) in {s['seconds'] / 60:.1f} min; "
-              f"{s['left']} not done" + (" (stopped at --max-minutes)" if s["stopped"] else ""))
-        for path in export(specs, args.out):
-            print(path)
+        run_and_export(specs, args, run, export)
     for path in draw(specs, args.out, args.figures, args.report):
         print(path)
     return 0

@@ -41,7 +41,7 @@ import traceback
 from .._harness import ERROR, evaluate
 
 __all__ = ["fp_cell", "ll_cell", "FP_CLAIMS", "LL_CLAIMS", "cell_regime", "claim_ids",
-           "judge", "margin_key"]
+           "judge", "margin_key", "run_claims"]
 
 # FP: check-id stem -> (run order); the check id is f"{stem}_{norm}".  V1 first (clean only),
 # then the claims that add FGM training and the evaluations.
@@ -110,7 +110,12 @@ def _scalars(m):
         isinstance(v, (int, float, str)) and not isinstance(v, bool))}
 
 
-def _run_claims(seed, params, ids):
+def run_claims(seed, params, ids, regime=cell_regime):
+    """Run and judge the checks ``ids`` for one cell; the flat dict of the module docstring.
+
+    ``regime(check, params)`` gives the parameters each check runs with (default
+    :func:`cell_regime`; the scaling paths pass their own).
+    """
     registry = _registry()
     out = {}
     t_cpu, t_wall = time.process_time(), time.perf_counter()
@@ -118,7 +123,7 @@ def _run_claims(seed, params, ids):
         check = registry[cid]
         t0 = time.perf_counter()
         try:
-            m = check.run(seed, cell_regime(check, params))
+            m = check.run(seed, regime(check, params))
         except Exception as exc:  # the claim's own error; the other claims still count
             out[f"{cid}/verdict"] = ERROR
             out[f"{cid}/reason"] = f"{type(exc).__name__}: {exc}"
@@ -171,7 +176,7 @@ def fp_cell(seed, params):
         docstring); ``cpu_seconds`` and ``wall_seconds`` of the whole cell.
     """
     _check_params(params, "fp")
-    return _run_claims(seed, params, claim_ids("fp", params))
+    return run_claims(seed, params, claim_ids("fp", params))
 
 
 def ll_cell(seed, params):
@@ -185,4 +190,4 @@ def ll_cell(seed, params):
         ``claims``: a subset of ``["standard", "adversarial"]``.
     """
     _check_params(params, "ll")
-    return _run_claims(seed, params, claim_ids("ll", params))
+    return run_claims(seed, params, claim_ids("ll", params))

@@ -45,11 +45,11 @@ PRIOR = {"fp": {64: 9, 128: 24, 256: 58, 512: 140},
 T_FACTOR = 0.4
 
 
-def load_specs(spec_dir):
-    """The phase specs of ``spec_dir`` (``phase_*.toml``), sorted by name."""
-    paths = sorted(glob.glob(os.path.join(spec_dir, "phase_*.toml")))
+def load_specs(spec_dir, pattern="phase_*.toml"):
+    """The specs of ``spec_dir`` matching ``pattern`` (the phase specs), sorted by name."""
+    paths = sorted(glob.glob(os.path.join(spec_dir, pattern)))
     if not paths:
-        raise ValueError(f"--specs: no phase_*.toml in {spec_dir!r}")
+        raise ValueError(f"--specs: no {pattern} in {spec_dir!r}")
     return [load_spec(p) for p in paths]
 
 
@@ -57,14 +57,18 @@ def _class(params):
     return ("ll" if "claims" in params else "fp", params["d"], params["t_mult"])
 
 
-def measured(rows):
-    """``{cell class: [(cpu s, wall s), ...]}`` of the done rows (store or CSV rows)."""
+def measured(rows, key=None):
+    """``{cell class: [(cpu s, wall s), ...]}`` of the done rows (store or CSV rows).
+
+    ``key(params)`` is the class of a cell (default: pipeline, d, t_mult).
+    """
+    key = key or _class
     by = {}
     for r in rows:
         m = r.get("metrics") or {}
         cpu = m.get("cpu_seconds")
         if isinstance(cpu, (int, float)):
-            by.setdefault(_class(r["params"]), []).append((cpu, m.get("wall_seconds") or cpu))
+            by.setdefault(key(r["params"]), []).append((cpu, m.get("wall_seconds") or cpu))
     return by
 
 
@@ -160,8 +164,12 @@ def _fmt_minutes(seconds):
 
 
 def run(specs, out_dir, *, backend="processes", workers=1, max_minutes=None, progress=True,
-        log=print):
+        log=print, plan_fn=None, estimate_fn=None, desc="phase maps"):
     """Run every phase cell not yet done, cheap first, until done or ``max_minutes``.
+
+    ``plan_fn(specs, stores)`` and ``estimate_fn(params, measured)`` replace
+    :func:`plan` and :func:`estimate` (the scaling paths order and price their cells
+    their own way); ``desc`` labels the progress bar.
 
     Returns
     -------
@@ -181,11 +189,12 @@ def run(specs, out_dir, *, backend="processes", workers=1, max_minutes=None, pro
             stores[spec.name] = Store(paths[spec.name])
             stores[spec.name].bind(spec)
             stores[spec.name].add_cells(spec.cells(), spec.experiment_id)
-        groups, measured = plan(specs, stores)
+        groups, measured = (plan_fn or plan)(specs, stores)
     finally:
         for st in stores.values():
             st.close()
-    est = {c.key: estimate(c.params, measured) for _, cells in groups for c in cells}
+    estimate_fn = estimate_fn or estimate
+    est = {c.key: estimate_fn(c.params, measured) for _, cells in groups for c in cells}
     total = sum(est.values())
     n_cells = sum(len(cells) for _, cells in groups)
     ratio = [w / c for v in measured.values() for c, w in v if c > 0]
@@ -200,7 +209,7 @@ def run(specs, out_dir, *, backend="processes", workers=1, max_minutes=None, pro
     if progress and n_cells:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=round(total), unit="est-s", desc="phase maps",
+        bar = tqdm(total=round(total), unit="est-s", desc=desc,
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} "
                               "estimated CPU s [{elapsed}<{remaining}{postfix}]")
 

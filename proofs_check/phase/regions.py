@@ -17,10 +17,11 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from .._harness import ERROR, FAIL, INCONCLUSIVE, PASS, evaluate
+from .._harness import (CONVERGED, ERROR, FAIL, INCONCLUSIVE, NOT_CONVERGED_REASON, PASS,
+                        evaluate)
 from .cells import claim_ids
 
-__all__ = ["Point", "MISSING", "PARAMS", "read_rows", "points", "regions", "neighbours",
+__all__ = ["Point", "MISSING", "PARAMS", "read_rows", "claim_measurements", "points", "regions", "neighbours",
            "MAIN", "main_criterion", "compress", "crossing", "holds", "describe_failure"]
 
 MISSING = "MISSING"
@@ -95,8 +96,10 @@ def _parse(text):
     return text
 
 
-def read_rows(source):
+def read_rows(source, params=PARAMS):
     """Every cell row of a store (path ending .sqlite / a Store) or a CSV export.
+
+    ``params``: the CSV columns that are cell parameters (default the phase specs').
 
     Returns
     -------
@@ -116,18 +119,33 @@ def read_rows(source):
     out = []
     with open(source, newline="") as fh:
         for row in csv.DictReader(fh):
-            params = {p: _parse(row[p]) for p in PARAMS if row.get(p, "") != ""}
+            cell = {p: _parse(row[p]) for p in params if row.get(p, "") != ""}
             metrics = None
             if row["status"] == "done":
                 metrics = {c: _parse(v) for c, v in row.items()
                            if ("/" in c or c in ("cpu_seconds", "wall_seconds")) and v != ""}
-            out.append({"params": params, "replicate": int(row["replicate"]),
+            out.append({"params": cell, "replicate": int(row["replicate"]),
                         "status": row["status"], "metrics": metrics})
     return out
 
 
 def _pipeline(params):
     return "ll" if "claims" in params else "fp"
+
+
+def claim_measurements(metrics, cid):
+    """One claim's measurements of a stored cell, as its check's ``run`` returned them.
+
+    A store keeps numbers and strings only, so the boolean ``converged`` of a run with
+    convergence diagnostics is restored from its reason (absent or empty: converged);
+    without it a re-judged seed whose training did not converge would get a verdict on
+    a transient instead of INCONCLUSIVE.
+    """
+    prefix = cid + "/"
+    m = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+    if CONVERGED not in m and any(k.startswith("convergence_") for k in m):
+        m[CONVERGED] = not m.get(NOT_CONVERGED_REASON)
+    return m
 
 
 def points(rows, registry):
@@ -149,8 +167,7 @@ def points(rows, registry):
             pt.expected += 1
             if r["status"] != "done" or not r["metrics"]:
                 continue
-            prefix = cid + "/"
-            m = {k[len(prefix):]: v for k, v in r["metrics"].items() if k.startswith(prefix)}
+            m = claim_measurements(r["metrics"], cid)
             if not m:  # the claim was not part of this cell
                 pt.expected -= 1
                 continue

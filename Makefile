@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: check test test-thorough bench docs clean phase phase-redraw scaling scaling-redraw ll-one-step ll-one-step-figures
+.PHONY: check test test-thorough bench docs clean phase phase-redraw scaling scaling-redraw ladder ladder-redraw ll-one-step ll-one-step-figures
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,18 @@ scaling: $(STAMP)
 ## The fits, figures and report from the committed CSVs in reports/scaling/, without computing.
 scaling-redraw: $(STAMP)
 	$(BIN)/python -m proofs_check.scaling --redraw
+## The FGM length ladder: V3 and V4 at the quick regime with the FGM stage's length
+## T_adv x 1, 2, 4, 8, 16 on seeds 0-2 (examples/sweeps/ladder_*.toml, ~15 CPU min), resumable
+## stores in reports/ladder/, a progress bar; then the committed CSVs, figures/ladder_fp.png,
+## reports/ladder_report.md and the summary the check report quotes.  Never in `make test`.
+LADDER_WORKERS ?= 1
+LADDER_ARGS ?=
+ladder: $(STAMP)
+	$(BIN)/python -m proofs_check.ladder --workers $(LADDER_WORKERS) $(LADDER_ARGS)
+
+## The report and figure from the committed CSVs in reports/ladder/, without computing.
+ladder-redraw: $(STAMP)
+	$(BIN)/python -m proofs_check.ladder --redraw
 ## Issue 17's map of Li & Li's one-step algorithm from scratch (63 cells = 21 settings x 3
 ## seeds, ~50-70 min on one shared core): one worker under nice 10, resumable (re-running
 ## runs only the cells not done), a progress bar; then the CSV export (committed) and the

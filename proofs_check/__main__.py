@@ -118,14 +118,20 @@ def _print_result(result):
 
 # The phase maps' neighbour verdicts, quoted in the report when the committed maps are here.
 PHASE_NEIGHBOURS = os.path.join("reports", "phase", "regime_neighbours.json")
+PHASE_NEIGHBOURS_FULL = os.path.join("reports", "phase", "regime_neighbours_full.json")
+# The FGM length ladder's verdicts per rung, quoted likewise (make ladder).
+LADDER_SUMMARY = os.path.join("reports", "ladder", "ladder_summary.json")
 
 
 def _markdown_writer():
     from ._runner import write_markdown
+    from .ladder.report import ladder_notes
     from .phase.report import regime_notes
 
-    notes = regime_notes(PHASE_NEIGHBOURS)
-    return lambda results, path: write_markdown(results, path, regime_notes=notes)
+    notes, lengths = regime_notes(PHASE_NEIGHBOURS), ladder_notes(LADDER_SUMMARY)
+    full = regime_notes(PHASE_NEIGHBOURS_FULL)
+    return lambda results, path: write_markdown(results, path, regime_notes=notes,
+                                                ladder_notes=lengths, full_regime_notes=full)
 
 
 def main(argv=None, args=None):

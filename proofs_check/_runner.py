@@ -424,14 +424,19 @@ def _other_measurements(result):
     return ", ".join(parts)
 
 
-def write_markdown(results, path, regime_notes=None):
+def write_markdown(results, path, regime_notes=None, ladder_notes=None, full_regime_notes=None):
     """A Markdown report: per check, the claim, regime, criteria vs measurements, verdict, figure.
 
     ``regime_notes`` (``{check id: text}``, from the phase maps:
     :func:`proofs_check.phase.report.regime_notes`) says for each quick-regime check
-    whether its regime's neighbours on the map hold or which one fails.
+    whether its regime's neighbours on the map hold or which one fails;
+    ``full_regime_notes`` the same for the full regime, read at the map's nearest cell;
+    ``ladder_notes`` (from the FGM length ladder:
+    :func:`proofs_check.ladder.report.ladder_notes`) its verdict at longer FGM stages.
     """
     regime_notes = regime_notes or {}
+    ladder_notes = ladder_notes or {}
+    full_regime_notes = full_regime_notes or {}
     out = ["# theorylab theorem-check report", "", "Papers whose claims were checked:", ""]
     out += [f"- {p['paper']}" + (f": {p['reference']}" if p["reference"] else "")
             for p in _papers(results)]
@@ -456,6 +461,12 @@ def write_markdown(results, path, regime_notes=None):
         if r.regime == "quick" and r.check.id in regime_notes:
             out += [f"*This regime on the phase map (reports/phase_report.md):* "
                     f"{regime_notes[r.check.id]}.", ""]
+        if r.regime == "full" and r.check.id in full_regime_notes:
+            out += [f"*This regime on the phase map (reports/phase_report.md):* "
+                    f"{full_regime_notes[r.check.id]}.", ""]
+        if r.regime == "quick" and r.check.id in ladder_notes:
+            out += [f"*Longer FGM stages (reports/ladder_report.md):* "
+                    f"{ladder_notes[r.check.id]}.", ""]
         if r.criteria:
             out += ["| criterion | measured: median [min, max] | status | why this threshold |",
                     "|---|---|---|---|"]

@@ -11,11 +11,11 @@ import os
 import pytest
 
 import proofs_check as pc
-from proofs_check.phase import cells, driver, regions
+from proofs_check.phase import cells, driver, regions, report
 from proofs_check.phase.__main__ import main
 from proofs_check._runner import write_markdown
-from proofs_check.phase.report import (NEIGHBOURS_FILE, claim_section, closing_note,
-                                       regime_notes)
+from proofs_check.phase.report import (FULL_NEIGHBOURS_FILE, NEIGHBOURS_FILE, claim_section,
+                                       closing_note, regime_notes)
 from theorylab.sweep import Store, parse_spec
 
 SEED = 7
@@ -150,7 +150,7 @@ def test_regions_and_neighbours_on_a_synthetic_store(tmp_path, registry):
     assert by["k = 6"].verdict == "FAIL" and by["k = 4"].verdict == "PASS"
     assert by["d = 64"].verdict == "PASS" and by["d = 256"].verdict == "INCONCLUSIVE"
     assert by["2T"] is None
-    text, verdict = claim_section(registry[CID], pts)
+    text, verdict, _ = claim_section(registry[CID], pts)
     assert verdict.startswith("at an edge, failing neighbour: k = 6, d = 256")
     assert "principle_fraction >= 0.8 (claim): 2 points" in text
     assert "| 128 | 3/3 |" in text and "k = 5 -> 6 |" in text  # the margin's sign change
@@ -169,8 +169,33 @@ def test_every_neighbour_holding_is_said(tmp_path, registry):
         p = regions.Point(CID, *key, seeds=[dict(GOOD)] * 3, expected=3)
         p.verdict, p.reason, p.criteria = pc.evaluate(registry[CID], p.seeds)
         pts[key] = p
-    _, verdict = claim_section(registry[CID], pts)
+    _, verdict, _ = claim_section(registry[CID], pts)
     assert verdict == "every neighbour holds"
+
+
+def test_full_regime_is_read_at_the_maps_nearest_cell(registry):
+    # The full regime (d = 256, k = 6, T = 3000: 3T) on a map with 1T and 3T cells.
+    pts = {}
+    bad = dict(GOOD, principle_fraction=0.5)
+    for key, m in [((256, 6, 3), GOOD), ((256, 5, 3), GOOD), ((256, 7, 3), bad),
+                   ((128, 6, 3), GOOD), ((256, 6, 1), bad)]:
+        p = regions.Point(CID, *key, seeds=[dict(m)] * 3, expected=3)
+        p.verdict, p.reason, p.criteria = pc.evaluate(registry[CID], p.seeds)
+        pts[key] = p
+    assert report.full_point(registry[CID]) == (256, 6, 3.0)
+    text, _, full = claim_section(registry[CID], pts)
+    assert full.startswith("read at the map's cell (d = 256, k = 6, 3T); it differs from the "
+                           "full regime in batch 512 (full: 1024), dictionary identity (full: "
+                           "orthogonal)")
+    assert full.endswith("at an edge, failing neighbour: k = 7; not computed: d = 512, 6T")
+    assert "Full regime (d = 256, k = 6, 3T)" in text
+    # Without the full regime's cell, the verdict says so before its neighbours'.
+    del pts[(256, 6, 3)]
+    assert "the regime's cell is not computed" in claim_section(registry[CID], pts)[2]
+    # Li & Li's full regime lies between the mapped lengths: the nearest is named.
+    ll = registry["ll.standard_nonrobust"]
+    d, s, t = report.full_point(ll)
+    assert t == pytest.approx(4 / 3)
 
 
 def test_redraw_from_the_csv_computes_nothing(tmp_path, registry, monkeypatch):
@@ -197,11 +222,14 @@ def test_redraw_from_the_csv_computes_nothing(tmp_path, registry, monkeypatch):
     assert "partial" in text  # d = 64, k = 4 was never computed
     # The neighbour verdicts go beside the CSVs, and the check report quotes them.
     notes = regime_notes(str(out / NEIGHBOURS_FILE))
-    assert notes[CID] == "at an edge, failing neighbour: k = 6, d = 256"
+    assert notes[CID] == "at an edge, failing neighbour: k = 6, d = 256; not computed: 2T"
+    full = regime_notes(str(out / FULL_NEIGHBOURS_FILE))
+    assert full[CID].startswith("read at the map's cell (d = 256, k = 6, 1T), the mapped "
+                                "length nearest the full regime's 3T")
     res = pc.run_checks([registry[CID]], "quick", [0], params_override=_TINY_FP)
     write_markdown(res, tmp_path / "check.md", regime_notes=notes)
     assert ("*This regime on the phase map (reports/phase_report.md):* at an edge, failing "
-            "neighbour: k = 6, d = 256.") in (tmp_path / "check.md").read_text()
+            "neighbour: k = 6, d = 256; not computed: 2T.") in (tmp_path / "check.md").read_text()
     write_markdown(res, tmp_path / "plain.md")
     assert "phase map" not in (tmp_path / "plain.md").read_text()
     # A missing store is rebuilt from its CSV (resume in a fresh checkout).

@@ -10,7 +10,7 @@ import sys
 from theorylab.sweep.cli import check_output_dir, check_output_file, run_command
 
 __all__ = ["build_parser", "main", "draw", "add_run_options", "validate_run_options",
-           "run_and_export"]
+           "run_and_export", "driver_command"]
 
 
 def add_run_options(p, *, specs, out, report, pattern):
@@ -51,6 +51,21 @@ def run_and_export(specs, args, run, export):
           f"{s['left']} not done" + (" (stopped at --max-minutes)" if s["stopped"] else ""))
     for path in export(specs, args.out):
         print(path)
+
+
+def driver_command(args, driver, draw, validate=validate_run_options):
+    """A resumable driver's command: validate, run what is missing (unless ``--redraw``),
+    export, then ``draw(specs)`` and print every path written; the exit status.
+
+    ``driver`` is a module with ``load_specs``, ``run`` and ``export``.
+    """
+    validate(args)
+    specs = driver.load_specs(args.specs)
+    if not args.redraw:
+        run_and_export(specs, args, driver.run, driver.export)
+    for path in draw(specs):
+        print(path)
+    return 0
 
 
 def build_parser():
@@ -134,15 +149,10 @@ def draw(specs, out_dir, figures_dir, report_path):
 
 
 def _cmd(args):
-    from .driver import export, load_specs, run
+    from . import driver
 
-    validate_run_options(args)
-    specs = load_specs(args.specs)
-    if not args.redraw:
-        run_and_export(specs, args, run, export)
-    for path in draw(specs, args.out, args.figures, args.report):
-        print(path)
-    return 0
+    return driver_command(args, driver,
+                          lambda specs: draw(specs, args.out, args.figures, args.report))
 
 
 def main(argv=None):

@@ -32,7 +32,8 @@ from theorylab.sweep import Store, load_spec, run_sweep
 
 from .regions import PARAMS, _parse
 
-__all__ = ["PRIOR", "load_specs", "measured", "estimate", "plan", "restore", "run", "export"]
+__all__ = ["PRIOR", "load_specs", "measured", "estimate", "plan", "pending_groups", "group_runs", "restore", "run",
+           "export"]
 
 # CPU seconds of one cell at T = the check's T, measured on one seed before the maps were
 # run (one process, one Numba thread, 2 shared cores; FP: the l2 and linf claims, which
@@ -101,21 +102,42 @@ def plan(specs, stores):
     Consecutive cells of one spec form one group (one :func:`run_sweep` call).
     """
     measured = _measured(stores.values())
+    # Tier, then d (the small maps complete first, every pipeline), then estimated cost.
+    order = (lambda c, i: (_tier(c), c.params["d"], estimate(c.params, measured), i, c.index))
+    return pending_groups(specs, stores, order), measured
+
+
+def pending_groups(specs, stores, order, validate=None):
+    """The cells of ``specs`` not done in ``stores``, sorted by ``order(cell, spec index)``.
+
+    ``validate(params)`` is called on every cell first, so a bad spec fails before any
+    cell runs.  Returns :func:`group_runs` of the sorted cells.
+    """
     todo = []
     for i, spec in enumerate(specs):
         status = stores[spec.name].status_of(c.key for c in spec.cells())
         for c in spec.cells():
+            if validate is not None:
+                validate(c.params)
             if status.get(c.key) != "done":
-                todo.append((_tier(c), estimate(c.params, measured), i, c.index, spec, c))
-    # Tier, then d (the small maps complete first, every pipeline), then estimated cost.
-    todo.sort(key=lambda t: (t[0], t[5].params["d"]) + t[1:4])
+                todo.append((order(c, i), spec, c))
+    todo.sort(key=lambda t: t[0])
+    return group_runs((spec, cell) for _, spec, cell in todo)
+
+
+def group_runs(ordered):
+    """``[(spec, [cells]), ...]`` from ``(spec, cell)`` pairs in run order.
+
+    Consecutive cells of one spec form one group (one :func:`run_sweep` call), so the
+    order is kept across specs.
+    """
     groups = []
-    for *_, spec, cell in todo:
+    for spec, cell in ordered:
         if groups and groups[-1][0] is spec:
             groups[-1][1].append(cell)
         else:
             groups.append((spec, [cell]))
-    return groups, measured
+    return groups
 
 
 def restore(spec, store_path, csv_path):

@@ -16,8 +16,8 @@ from .figures import MAP_T, t_label
 from .regions import (MISSING, compress, crossing, describe_failure, holds, main_criterion,
                       neighbours)
 
-__all__ = ["claim_section", "closing_note", "write_report", "regime_point", "regime_notes",
-           "NEIGHBOURS_FILE"]
+__all__ = ["claim_section", "closing_note", "write_report", "regime_point", "full_point",
+           "regime_notes", "NEIGHBOURS_FILE", "FULL_NEIGHBOURS_FILE"]
 
 _COLUMNS = ((PASS, "holds (every seed)"), (FAIL, "fails"), (INCONCLUSIVE, "inconclusive"),
             (ERROR, "error"), (MISSING, "not computed"))
@@ -27,6 +27,30 @@ def regime_point(check):
     """(d, k) of the check's quick regime on the map (k is s for Li & Li)."""
     q = check.regimes["quick"]
     return q["d"], q["k"] if check.id.startswith("fp.") else q["s"]
+
+
+def full_point(check):
+    """(d, k, t) of the check's full regime: t its training length over the quick regime's.
+
+    None for a check without a full regime.  ``t`` is exact (T_full / T_quick; T_std for
+    Li & Li), so it may lie between the map's lengths.
+    """
+    if "full" not in check.regimes:
+        return None
+    q, f = check.regimes["quick"], check.regimes["full"]
+    fp = check.id.startswith("fp.")
+    t_key = "T" if fp else "T_std"
+    return f["d"], f["k"] if fp else f["s"], f[t_key] / q[t_key]
+
+
+def _differences(check, d, k, t):
+    # What the map's cell runs that the full regime does not (the radius grid aside).
+    from .cells import cell_regime
+
+    cell, full = cell_regime(check, {"d": d, "k": k, "t_mult": t}), check.regimes["full"]
+    keys = sorted(k_ for k_ in set(cell) | set(full) if k_ != "grid"
+                  and cell.get(k_) != full.get(k_))
+    return ", ".join(f"{k_} {cell.get(k_)} (full: {full.get(k_)})" for k_ in keys)
 
 
 def _seeds(here):
@@ -68,28 +92,64 @@ def _separators(pts):
             "every seed: " + "; ".join(f"{k}: {v} points" for k, v in counts.most_common()))
 
 
+def _neighbour_verdict(near):
+    # The failing neighbours named first, then the ones the map has not computed.
+    failing = [label for label, p in near if p is not None and p.verdict != MISSING
+               and not holds(p)]
+    missing = [label for label, p in near if p is None or p.verdict == MISSING]
+    if failing:
+        return ("at an edge, failing neighbour: " + ", ".join(failing)
+                + ("; not computed: " + ", ".join(missing) if missing else ""))
+    if missing:
+        return "no computed neighbour fails; not computed: " + ", ".join(missing)
+    return "every neighbour holds"
+
+
 def _neighbour_lines(check, pts):
     d, k = regime_point(check)
     here, near = neighbours(pts, d, k)
     lines = [f"Quick regime (d = {d}, k = {k}, T): on the map {describe_failure(here)}."]
     lines += [f"- {label}: {describe_failure(p)}" for label, p in near]
-    failing = [label for label, p in near if p is not None and p.verdict != MISSING
-               and not holds(p)]
-    missing = [label for label, p in near if p is None or p.verdict == MISSING]
-    if failing:
-        verdict = "at an edge, failing neighbour: " + ", ".join(failing)
-    elif missing:
-        verdict = "no computed neighbour fails; not computed: " + ", ".join(missing)
-    else:
-        verdict = "every neighbour holds"
+    verdict = _neighbour_verdict(near)
     if here is not None and here.verdict not in (PASS, MISSING):
         verdict = f"the regime itself does not hold on the map ({here.verdict}); " + verdict
     lines.append(f"**{verdict}.**")
     return lines, verdict
 
 
+def _full_neighbour_lines(check, pts):
+    point = full_point(check)
+    ts = sorted({p.t_mult for p in pts.values()})
+    if point is None or not ts:
+        return [], None
+    d, k, t_full = point
+    t = min(ts, key=lambda x: abs(math.log(x / t_full)))
+    here, near = neighbours(pts, d, k, t_mult=t, t_neighbour=2 * t)
+    diff = _differences(check, d, k, t)
+    where = (f"the map's cell (d = {d}, k = {k}, {t:g}T)"
+             + ("" if math.isclose(t, t_full) else f", the mapped length nearest the full "
+                f"regime's {t_full:.3g}T")
+             + (f"; it differs from the full regime in {diff}" if diff else ""))
+    lines = [f"Full regime (d = {d}, k = {k}, {t_full:.3g}T), read at {where}: "
+             f"{describe_failure(here)}."]
+    lines += [f"- {label}: {describe_failure(p)}" for label, p in near]
+    verdict = _neighbour_verdict(near)
+    if here is None or here.verdict == MISSING:
+        verdict = "the regime's cell is not computed; " + verdict
+    elif here.verdict != PASS:
+        verdict = f"the regime's cell does not hold on the map ({here.verdict}); " + verdict
+    verdict = f"read at {where}: {verdict}"
+    lines.append(f"**{verdict}.**")
+    return lines, verdict
+
+
 def claim_section(check, pts):
-    """The Markdown section of one claim; also returns its one-line neighbour verdict."""
+    """The Markdown section of one claim, and its quick and full regimes' neighbour verdicts.
+
+    Returns
+    -------
+    (text, quick verdict, full verdict or None)
+    """
     crit = main_criterion(check)
     done = sum(len(p.seeds) + len(p.errors) for p in pts.values())
     planned = sum(p.expected for p in pts.values())
@@ -104,7 +164,10 @@ def claim_section(check, pts):
     out += ["What separates them: " + _separators(pts), ""]
     lines, verdict = _neighbour_lines(check, pts)
     out += lines + [""]
-    return "\n".join(out), verdict
+    full_lines, full_verdict = _full_neighbour_lines(check, pts)
+    if full_lines:
+        out += full_lines + [""]
+    return "\n".join(out), verdict, full_verdict
 
 
 def _holding(pts, t):
@@ -118,8 +181,9 @@ def _holding(pts, t):
     return "; ".join(parts) or "nothing computed"
 
 
-def closing_note(registry, all_points, verdicts):
-    """Per claim: where it holds at T and 3T, and its regime's neighbour verdict."""
+def closing_note(registry, all_points, verdicts, full_verdicts=None):
+    """Per claim: where it holds at T and 3T, and its regimes' neighbour verdicts."""
+    full_verdicts = full_verdicts or {}
     lines = ["## Closing note: the regions found so far", "",
              "On the seeds computed so far (the `seeds` columns above; with 2 seeds a single "
              "failing seed makes a FAIL). V1's l2 and linf maps are one measurement: V1 judges "
@@ -127,7 +191,9 @@ def closing_note(registry, all_points, verdicts):
     for cid in sorted(all_points):
         pts = all_points[cid]
         lines.append(f"- **{cid}** holds (every seed) for {_holding(pts, 1)} (T); "
-                     f"3T: {_holding(pts, 3)}. Quick regime: {verdicts[cid]}.")
+                     f"3T: {_holding(pts, 3)}. Quick regime: {verdicts[cid]}."
+                     + (f" Full regime, {full_verdicts[cid]}." if full_verdicts.get(cid)
+                        else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -136,23 +202,29 @@ def write_report(registry, all_points, path, header="", neighbours_path=None):
 
     With ``neighbours_path``, also the quick regime's neighbour verdict of each claim
     as JSON (``{check id: verdict}``), which ``theorylab check`` quotes in the check
-    report (:func:`regime_notes`).
+    report (:func:`regime_notes`), and the full regime's beside it
+    (:data:`FULL_NEIGHBOURS_FILE` in the same directory).
     """
-    sections, verdicts = [], {}
+    sections, verdicts, full = [], {}, {}
     for cid in sorted(all_points):
-        text, verdicts[cid] = claim_section(registry[cid], all_points[cid])
+        text, verdicts[cid], full_verdict = claim_section(registry[cid], all_points[cid])
+        if full_verdict:
+            full[cid] = full_verdict
         sections.append(text)
-    body = "\n".join([header, *sections, closing_note(registry, all_points, verdicts)])
+    body = "\n".join([header, *sections, closing_note(registry, all_points, verdicts, full)])
     with open(path, "w") as fh:
         fh.write(body)
     if neighbours_path is not None:
-        with open(neighbours_path, "w") as fh:
-            json.dump(dict(sorted(verdicts.items())), fh, indent=1)
-            fh.write("\n")
+        full_path = os.path.join(os.path.dirname(neighbours_path), FULL_NEIGHBOURS_FILE)
+        for out, data in ((neighbours_path, verdicts), (full_path, full)):
+            with open(out, "w") as fh:
+                json.dump(dict(sorted(data.items())), fh, indent=1)
+                fh.write("\n")
     return path
 
 
 NEIGHBOURS_FILE = "regime_neighbours.json"
+FULL_NEIGHBOURS_FILE = "regime_neighbours_full.json"
 
 
 def regime_notes(path):

@@ -8,7 +8,7 @@ import sys
 
 from theorylab.sweep.cli import run_command
 
-from ..phase.__main__ import add_run_options, run_and_export, validate_run_options
+from ..phase.__main__ import add_run_options, driver_command, validate_run_options
 
 __all__ = ["build_parser", "main", "draw", "DEFAULTS"]
 
@@ -56,15 +56,10 @@ def validate(args):
 
 def command(args):
     """Run (unless ``--redraw``), export, then fit, draw and report; the exit status."""
-    from .driver import export, load_specs, run
+    from . import driver
 
-    validate(args)
-    specs = load_specs(args.specs)
-    if not args.redraw:
-        run_and_export(specs, args, run, export)
-    for path in draw(specs, args.out, args.figures, args.report, n_boot=args.n_boot):
-        print(path)
-    return 0
+    return driver_command(args, driver, lambda specs: draw(
+        specs, args.out, args.figures, args.report, n_boot=args.n_boot), validate=validate)
 
 
 def main(argv=None):

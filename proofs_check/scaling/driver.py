@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from ..phase.driver import export, measured, restore
+from ..phase.driver import export, measured, pending_groups, restore
 from ..phase.driver import load_specs as _load_specs
 from ..phase.driver import run as _run
 from .paths import path_params
@@ -68,22 +68,8 @@ def plan(specs, stores):
     """``([(spec, [cells]), ...], measured)``: the cells not done, in the module's order."""
     cost = measured([r for st in stores.values() for r in st.rows(status="done")],
                     key=cell_class)
-    todo = []
-    for i, spec in enumerate(specs):
-        status = stores[spec.name].status_of(c.key for c in spec.cells())
-        for c in spec.cells():
-            path_params(c.params)  # a bad spec fails here, before any cell runs
-            if status.get(c.key) != "done":
-                todo.append(((c.params["d"], c.replicate, estimate(c.params, cost), i,
-                              c.index), spec, c))
-    todo.sort(key=lambda t: t[0])
-    groups = []
-    for _, spec, cell in todo:
-        if groups and groups[-1][0] is spec:
-            groups[-1][1].append(cell)
-        else:
-            groups.append((spec, [cell]))
-    return groups, cost
+    order = (lambda c, i: (c.params["d"], c.replicate, estimate(c.params, cost), i, c.index))
+    return pending_groups(specs, stores, order, validate=path_params), cost
 
 
 def run(specs, out_dir, **kwargs):

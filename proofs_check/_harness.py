@@ -32,12 +32,13 @@ import contextlib
 import difflib
 import math
 import operator
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 __all__ = ["Criterion", "Check", "CriterionResult", "CheckResult", "evaluate", "register",
            "REGISTRY", "SOURCES", "PASS", "FAIL", "INCONCLUSIVE", "ERROR", "CONVERGED",
-           "NOT_CONVERGED_REASON", "convergence_measurements"]
+           "NOT_CONVERGED_REASON", "convergence_measurements", "unconverged_runs"]
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 #: The verdict of a check that raised, or whose criteria name a key no seed measured.
@@ -204,6 +205,18 @@ def convergence_measurements(histories):
     out[CONVERGED] = not reasons
     out[NOT_CONVERGED_REASON] = "; ".join(reasons)
     return out
+
+
+_RUN_REASON = re.compile(r"(?:^|; )(\w+) training: ")
+
+
+def unconverged_runs(reason):
+    """The run names of a ``not_converged_reason`` (:func:`convergence_measurements`' text).
+
+    ``"adv training: loss still falling ...; clean training: ..."`` -> ``{"adv", "clean"}``;
+    the empty reason of a converged seed -> ``set()``.
+    """
+    return set(_RUN_REASON.findall(reason or ""))
 
 
 def _not_converged(measurements, seeds):

@@ -254,3 +254,32 @@ def test_cost_estimate_uses_measurements_then_the_prior():
     assert driver.estimate({"d": 64, "k": 5, "t_mult": 1}, measured) == 3.0
     assert driver.estimate({"d": 128, "k": 5, "t_mult": 1}, measured) == driver.PRIOR["fp"][128]
     assert driver.estimate({"d": 1024, "k": 5, "t_mult": 1}, {}) == 4 * driver.PRIOR["fp"][512]
+
+
+def test_unconverged_runs_reads_the_reason_it_was_written_as():
+    from proofs_check import convergence_measurements
+    from proofs_check._harness import unconverged_runs
+
+    class H:
+        def __init__(self, ok, why=""):
+            self.convergence = {"converged": ok, "reason": why,
+                                "criteria": {"loss_plateau": {"value": 0.1}}}
+
+    m = convergence_measurements({"clean": H(True), "adv": H(False, "dense_ratio moved 9%; "
+                                                               "loss still falling: 30%")})
+    assert unconverged_runs(m["not_converged_reason"]) == {"adv"}
+    assert unconverged_runs("") == set() and unconverged_runs(None) == set()
+
+
+def test_convergence_table_counts_undiagnosed_cells_apart():
+    from proofs_check.phase.__main__ import convergence_lines
+
+    cid = "fp.v1_clean_features_l2"
+    rows = [{"status": "done", "params": {"d": 64, "t_mult": 1}, "metrics": m} for m in (
+        {f"{cid}/verdict": "PASS", f"{cid}/convergence_clean_loss_plateau": 0.01,
+         f"{cid}/not_converged_reason": ""},
+        {f"{cid}/verdict": "INCONCLUSIVE", f"{cid}/convergence_clean_loss_plateau": 0.5,
+         f"{cid}/not_converged_reason": "clean training: loss still falling"},
+        {f"{cid}/verdict": "PASS"})]  # computed before the diagnosis existed
+    lines = convergence_lines(rows)
+    assert lines[2] == "| FP clean SGD (T) | 1/2 (1 not diagnosed) |"

@@ -79,7 +79,7 @@ scaling: $(STAMP)
 scaling-redraw: $(STAMP)
 	$(BIN)/python -m proofs_check.scaling --redraw
 ## The FGM length ladder: V3 and V4 at the quick regime with the FGM stage's length
-## T_adv x 1, 2, 4, 8, 16 on seeds 0-2 (examples/sweeps/ladder_*.toml, ~15 CPU min), resumable
+## T_adv x 1, 2, 4, 8, 16 on seeds 0-2 (examples/sweeps/ladder_*.toml, 11 CPU min), resumable
 ## stores in reports/ladder/, a progress bar; then the committed CSVs, figures/ladder_fp.png,
 ## reports/ladder_report.md and the summary the check report quotes.  Never in `make test`.
 LADDER_WORKERS ?= 1

@@ -230,6 +230,13 @@ def test_redraw_from_the_csv_computes_nothing(tmp_path, registry, monkeypatch):
     write_markdown(res, tmp_path / "check.md", regime_notes=notes)
     assert ("*This regime on the phase map (reports/phase_report.md):* at an edge, failing "
             "neighbour: k = 6, d = 256; not computed: 2T.") in (tmp_path / "check.md").read_text()
+    # The full regime's note goes to a full-regime run's section only.
+    write_markdown(res, tmp_path / "quick.md", full_regime_notes=full)
+    assert "phase map" not in (tmp_path / "quick.md").read_text()
+    res_full = pc.run_checks([registry[CID]], "full", [0], params_override=_TINY_FP)
+    write_markdown(res_full, tmp_path / "full.md", regime_notes=notes, full_regime_notes=full)
+    assert (f"*This regime on the phase map (reports/phase_report.md):* {full[CID]}."
+            in (tmp_path / "full.md").read_text())
     write_markdown(res, tmp_path / "plain.md")
     assert "phase map" not in (tmp_path / "plain.md").read_text()
     # A missing store is rebuilt from its CSV (resume in a fresh checkout).
@@ -280,6 +287,31 @@ def test_convergence_table_counts_undiagnosed_cells_apart():
          f"{cid}/not_converged_reason": ""},
         {f"{cid}/verdict": "INCONCLUSIVE", f"{cid}/convergence_clean_loss_plateau": 0.5,
          f"{cid}/not_converged_reason": "clean training: loss still falling"},
-        {f"{cid}/verdict": "PASS"})]  # computed before the diagnosis existed
+        {f"{cid}/verdict": "PASS"},  # computed before the diagnosis existed
+        # too short to judge: no criterion value, but the reason names the run
+        {f"{cid}/verdict": "INCONCLUSIVE",
+         f"{cid}/not_converged_reason": "clean training: only 5 steps: too short to judge"})]
     lines = convergence_lines(rows)
-    assert lines[2] == "| FP clean SGD (T) | 1/2 (1 not diagnosed) |"
+    assert lines[2] == "| FP clean SGD (T) | 1/3 (1 not diagnosed) |"
+
+
+def test_interior_points_need_every_neighbour_and_a_longer_run(registry):
+    bad = dict(GOOD, principle_fraction=0.5)
+    pts = {}
+
+    def put(key, m):
+        p = regions.Point(CID, *key, seeds=[dict(m)] * 3, expected=3)
+        p.verdict, p.reason, p.criteria = pc.evaluate(registry[CID], p.seeds)
+        pts[key] = p
+
+    for d, k in [(128, 4), (128, 5), (128, 6), (128, 7), (64, 5), (256, 5), (64, 6), (256, 6)]:
+        put((d, k, 1), GOOD)
+    put((128, 5, 3), GOOD)
+    put((128, 6, 3), bad)
+    # (128, 5): every neighbour and its 3T hold.  (128, 6): its 3T fails.  The others lack
+    # a neighbour or a longer run.
+    assert report.interior_points(pts) == [(128, 5)]
+    put((128, 6, 3), GOOD)
+    assert report.interior_points(pts) == [(128, 5), (128, 6)]
+    put((64, 6, 1), bad)
+    assert report.interior_points(pts) == [(128, 5)]

@@ -22,6 +22,8 @@ the check report's numbers bit for bit.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..phase.cells import _scaled, run_claims
@@ -49,8 +51,8 @@ def _check(params):
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
     m = params.get("adv_mult")
-    if isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0:
-        raise ValueError(f"adv_mult must be a number > 0, got {m!r}")
+    if isinstance(m, bool) or not isinstance(m, (int, float)) or not (m > 0 and math.isfinite(m)):
+        raise ValueError(f"adv_mult must be a finite number > 0, got {m!r}")
     s = params.get("run_seed")
     if isinstance(s, bool) or not isinstance(s, int) or s < 0:
         raise ValueError(f"run_seed must be an integer >= 0, got {s!r}")
@@ -90,8 +92,11 @@ def ladder_cell(seed, params):
     del seed
     _check(params)
     ids = ladder_ids(params["norm"])
-    out = run_claims(params["run_seed"], params, ids, regime=ladder_regime)
-    if out.get(f"{ids[0]}/verdict") != "ERROR":
-        out.update(_history_measurements(params["run_seed"], params, load_checks()[ids[0]]))
-    clear()  # no rung reuses another's FGM network
+    try:
+        out = run_claims(params["run_seed"], params, ids, regime=ladder_regime)
+        if out.get(f"{ids[0]}/verdict") != "ERROR":
+            out.update(_history_measurements(params["run_seed"], params,
+                                             load_checks()[ids[0]]))
+    finally:
+        clear()  # no rung reuses another's FGM network
     return out

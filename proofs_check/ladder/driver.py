@@ -3,7 +3,7 @@
 The specs are ``examples/sweeps/ladder_*.toml`` (one per norm).  Stores, CSV exports
 and their restoring, the progress bar and ``max_minutes`` are the phase driver's
 (:func:`proofs_check.phase.driver.run`); the order is by rung (every seed and norm of
-a multiplier before the next), so an interrupted run leaves whole short rungs and the
+a multiplier before the next; within a rung, norm by norm), so an interrupted run leaves whole short rungs and the
 long ones missing; a cell's price is the median measured CPU seconds of its (norm,
 multiplier), else :data:`PRIOR`.
 """
@@ -21,9 +21,9 @@ __all__ = ["PRIOR", "load_specs", "cell_class", "estimate", "plan", "run", "expo
            "restore"]
 
 # CPU seconds of one rung (V3 + V4 of one norm, the clean run included) at d = 128, as
-# base + per-multiplier: measured before the first ladder run on seeds 0-2 with two
-# processes sharing the two cores (l2: 13-19 s at x1, 8 at x2, 12 at x4, 21 at x8;
-# linf: 10-12 s at x1, 7-8 at x2); measured cells replace it.
+# base + slope x multiplier: a guess made before the first ladder run from four rungs on
+# seeds 0-2 measured with two processes sharing the two cores (l2 ~13-19 s at x1 with the
+# compiles, 21 s at x8); measured cells replace it (the run measured 9-16 s at x1, 42-45 s at x16).
 PRIOR = {"l2": (8.0, 1.6), "linf": (8.0, 1.6)}
 
 
@@ -50,7 +50,8 @@ def plan(specs, stores):
     """``([(spec, [cells]), ...], measured)``: the cells not done, in the module's order."""
     cost = measured([r for st in stores.values() for r in st.rows(status="done")],
                     key=cell_class)
-    order = (lambda c, i: (float(c.params["adv_mult"]), c.params["run_seed"], i, c.index))
+    # By rung, then spec: one run_sweep call per (rung, norm), not per cell.
+    order = (lambda c, i: (float(c.params["adv_mult"]), i, c.params["run_seed"], c.index))
     return pending_groups(specs, stores, order, validate=_check), cost
 
 

@@ -18,7 +18,7 @@ import statistics
 
 import numpy as np
 
-from .._harness import CONVERGED, NOT_CONVERGED_REASON, evaluate
+from .._harness import CONVERGED, NOT_CONVERGED_REASON, evaluate, unconverged_runs
 from ..phase.regions import claim_measurements, read_rows
 from .cells import NORMS, ladder_ids
 
@@ -38,20 +38,29 @@ def read_ladder_rows(source):
 
 
 def _gate_off(m):
+    # Set aside the FGM stage's convergence gate only: a seed whose clean training was
+    # flagged keeps its flag (the ladder does not vary the clean stage).
     out = dict(m)
-    if CONVERGED in out:
+    if CONVERGED in out and unconverged_runs(out.get(NOT_CONVERGED_REASON)) <= {"adv"}:
         out[CONVERGED] = True
         out[NOT_CONVERGED_REASON] = ""
     return out
 
 
+def _num(v):
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
 def rungs(rows, registry):
     """``{norm: {adv_mult: rung}}``, a rung a dict of its seeds' measurements and verdicts.
 
-    A rung: ``seeds`` (run seeds done), ``T_adv``, ``converged`` (per seed, bool),
-    ``dense_ratio``, ``loss_tail`` (per seed), and per claim id ``<id>``:
-    ``{"verdict", "reason", "criteria_alone", "criteria_reason", "margins"}`` with
-    ``margins`` the shown criterion's per-seed margin.
+    A rung: ``seeds`` (run seeds done, sorted), ``T_adv``, and per seed, aligned with
+    ``seeds``: ``converged`` (True / False, None where the cell measured no FGM history,
+    e.g. a claim raised), ``dense_ratio`` and ``loss_tail`` (NaN where not measured); and
+    per claim id ``<id>``: ``verdict`` and ``reason`` (the check's own evaluation),
+    ``criteria_alone`` and ``criteria_reason`` (the FGM stage's convergence gate set
+    aside), ``shown`` (the criterion the figure shows), its per-seed ``values`` and
+    ``margins``.
     """
     out = {}
     for r in rows:
@@ -62,10 +71,12 @@ def rungs(rows, registry):
             "seeds": [], "T_adv": None, "converged": [], "dense_ratio": [], "loss_tail": [],
             "_m": {}})
         rung["seeds"].append(int(p["run_seed"]))
-        rung["T_adv"] = met.get("ladder/T_adv")
-        rung["converged"].append(bool(met.get("ladder/adv_converged", 0)))
-        rung["dense_ratio"].append(float(met.get("ladder/dense_ratio_adv", math.nan)))
-        rung["loss_tail"].append(float(met.get("ladder/loss_adv_tail", math.nan)))
+        if isinstance(met.get("ladder/T_adv"), (int, float)):
+            rung["T_adv"] = int(met["ladder/T_adv"])
+        conv = met.get("ladder/adv_converged")
+        rung["converged"].append(None if conv is None else bool(conv))
+        rung["dense_ratio"].append(_num(met.get("ladder/dense_ratio_adv")))
+        rung["loss_tail"].append(_num(met.get("ladder/loss_adv_tail")))
         for cid in ladder_ids(p["norm"]):
             rung["_m"].setdefault(cid, []).append(claim_measurements(met, cid))
     for norm, by in out.items():
@@ -100,6 +111,8 @@ def _dense_fit(by):
     mults = sorted(by)
     x, v = [], []
     for m in mults:
+        if by[m]["T_adv"] is None:
+            continue
         for dr in by[m]["dense_ratio"]:
             if math.isfinite(dr) and dr > 0:
                 x.append(by[m]["T_adv"])
@@ -119,7 +132,7 @@ def summary(rung_table):
                 "rungs": [{"adv_mult": m, "T_adv": by[m]["T_adv"], "seeds": by[m]["seeds"],
                            "verdict": by[m][cid]["verdict"],
                            "criteria_alone": by[m][cid]["criteria_alone"],
-                           "converged": sum(by[m]["converged"])}
+                           "converged": sum(c is True for c in by[m]["converged"])}
                           for m in sorted(by) if cid in by[m]],
                 "dense_ratio_exponent": None if fit is None else fit.exponent,
                 "dense_ratio_ci": None if fit is None or fit.ci is None else list(fit.ci)}
@@ -141,12 +154,16 @@ def ladder_figure(rung_table):
 
     cols, all_seeds = [], set()
     for norm in [n for n in NORMS if n in rung_table]:
-        by = rung_table[norm]
+        # Rungs without a measured FGM history (every seed's claims raised) have no x.
+        by = {m: r for m, r in rung_table[norm].items() if r["T_adv"] is not None}
+        if not by:
+            continue
         mults = sorted(by)
         seeds = sorted({s for m in mults for s in by[m]["seeds"]})
         all_seeds.update(seeds)
         x = [by[m]["T_adv"] for m in mults]
-        conv = _grid(by, lambda r: r["converged"], seeds) == 1
+        conv = _grid(by, lambda r: [math.nan if c is None else float(c)
+                                    for c in r["converged"]], seeds) == 1
         fit = _dense_fit(by)
         top = {"title": f"{norm}: median dense ratio after FGM (hollow: flagged not converged)",
                "x": x, "logy": True, "xlabel": "FGM steps T_adv", "ylabel": "dense ratio",
@@ -188,7 +205,9 @@ def _norm_section(norm, by):
              "|---|---|---|---|" + "---|---|---|" * len(ids)]
     for m in sorted(by):
         r = by[m]
-        cells = [f"{r['T_adv']} (x{m:g})", f"{sum(r['converged'])}/{len(r['seeds'])}",
+        t_adv = "-" if r["T_adv"] is None else r["T_adv"]
+        cells = [f"{t_adv} (x{m:g})",
+                 f"{sum(c is True for c in r['converged'])}/{len(r['seeds'])}",
                  _mmm(r["dense_ratio"]), _mmm(r["loss_tail"])]
         for cid in ids:
             c = r[cid]
@@ -199,7 +218,9 @@ def _norm_section(norm, by):
         ci = "" if fit.ci is None else f" [{fit.ci[0]:.2f}, {fit.ci[1]:.2f}]"
         lines.append(f"Dense ratio after FGM against T_adv, log-log over every rung and seed "
                      f"(`theorylab.theory.fit_exponent`, 95% bootstrap CI): exponent "
-                     f"**{fit.exponent:.3f}{ci}**.  The convergence diagnosis allows the "
+                     f"**{fit.exponent:.3f}{ci}** (the rungs of a seed continue one "
+                     "clean network, so the points are not independent: the interval is "
+                     "nominal).  The convergence diagnosis allows the "
                      "dense ratio to move 5% over the last fifth of a run, i.e. a power "
                      "law no steeper than T^-0.23 (`theorylab/training/_convergence.py`).")
         lines.append("")
@@ -238,7 +259,8 @@ def write_report(specs, rows, path, registry=None, figures_dir="figures", summar
         "the rung's factor, on the check report's seeds 0-2 (the rungs of a seed share their "
         "clean network), and judges V4 and V3 with the checks' own criteria.  *Verdict* is the "
         "check's: a seed whose FGM stage is flagged as not converged makes it INCONCLUSIVE.  "
-        "*Criteria alone* is the same evaluation with that gate set aside; it is not a verdict, "
+        "*Criteria alone* is the same evaluation with the FGM stage's convergence gate set "
+        "aside (a flagged clean stage keeps its flag); it is not a verdict, "
         "it shows what the INCONCLUSIVE stands in front of.  Specs: "
         + ", ".join(f"`{os.path.relpath(s.path)}`" for s in specs) + ".", "",
         f"Computed: {len(done)} of {len(rows)} cells ({cpu / 60:.1f} CPU minutes).", ""]

@@ -121,10 +121,11 @@ def convergence_lines(rows):
             if f"{cid}/verdict" not in m:
                 continue  # the claim was not part of this cell
             cell = by.setdefault((label, r["params"]["d"], r["params"]["t_mult"]), [0, 0, 0])
-            if not any(k.startswith(f"{cid}/convergence_{run}_") for k in m):
+            flagged = run in unconverged_runs(m.get(f"{cid}/{NOT_CONVERGED_REASON}") or "")
+            if not flagged and not any(k.startswith(f"{cid}/convergence_{run}_") for k in m):
                 cell[2] += 1  # computed before the diagnosis existed, or the run raised
                 continue
-            cell[0] += run not in unconverged_runs(m.get(f"{cid}/{NOT_CONVERGED_REASON}") or "")
+            cell[0] += not flagged
             cell[1] += 1
     ds = sorted({d for _, d, _ in by})
     ts = sorted({t for _, _, t in by})
@@ -178,8 +179,8 @@ def _header(specs, rows, measured_cost):
         "dense ratio moving <= 5% and the threshold ramp over).  T = 1000 clean steps, T_adv "
         "= 500 FGM steps (batch 512, lr 0.5); Li & Li T_std = 300, T_adv = 400.  Clean "
         "training at 3T is *less* often stationary than at T where its dense ratio is still "
-        "growing; the FGM stage's dense ratio keeps falling at every length tried (the FGM "
-        "length ladder, `reports/ladder_report.md`).", "", *convergence_lines(rows), ""])
+        "growing; in l2 the FGM stage's dense ratio keeps falling at every length tried (the "
+        "FGM length ladder, `reports/ladder_report.md`).", "", *convergence_lines(rows), ""])
 
 
 def draw(specs, out_dir, figures_dir, report_path):

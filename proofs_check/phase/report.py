@@ -17,7 +17,7 @@ from .regions import (MISSING, compress, crossing, describe_failure, holds, main
                       neighbours)
 
 __all__ = ["claim_section", "closing_note", "write_report", "regime_point", "full_point",
-           "regime_notes", "NEIGHBOURS_FILE", "FULL_NEIGHBOURS_FILE"]
+           "regime_notes", "interior_points", "NEIGHBOURS_FILE", "FULL_NEIGHBOURS_FILE"]
 
 _COLUMNS = ((PASS, "holds (every seed)"), (FAIL, "fails"), (INCONCLUSIVE, "inconclusive"),
             (ERROR, "error"), (MISSING, "not computed"))
@@ -105,6 +105,25 @@ def _neighbour_verdict(near):
     return "every neighbour holds"
 
 
+def interior_points(pts, t_mult=1):
+    """The (d, k) at ``t_mult`` that hold with every neighbour computed and holding.
+
+    The candidates for a regime "well inside" the region where the claim holds: k -/+ 1,
+    d halved and doubled and T doubled (the map's 2T, else its 3T) all PASS.
+    """
+    ts = sorted({p.t_mult for p in pts.values() if p.t_mult > t_mult})
+    out = []
+    for (d, k, t), p in sorted(pts.items()):
+        if t != t_mult or not holds(p):
+            continue
+        ok = all(holds(q) for _, q in neighbours(pts, d, k, t_mult=t)[1][:4])
+        longer = [pts.get((d, k, t2)) for t2 in ts if pts.get((d, k, t2)) is not None
+                  and pts[(d, k, t2)].verdict != MISSING]
+        if ok and longer and holds(longer[0]):
+            out.append((d, k))
+    return out
+
+
 def _neighbour_lines(check, pts):
     d, k = regime_point(check)
     here, near = neighbours(pts, d, k)
@@ -164,6 +183,11 @@ def claim_section(check, pts):
     out += ["What separates them: " + _separators(pts), ""]
     lines, verdict = _neighbour_lines(check, pts)
     out += lines + [""]
+    inner = interior_points(pts)
+    out += ["Points at T that hold with every neighbour (k -/+ 1, d / 2, 2d, and the next "
+            "longer training computed there) holding, the candidates for a regime well inside "
+            "the region: " + (", ".join(f"(d = {d}, k = {k})" for d, k in inner) or "none")
+            + ".", ""]
     full_lines, full_verdict = _full_neighbour_lines(check, pts)
     if full_lines:
         out += full_lines + [""]

@@ -120,11 +120,16 @@ def test_tiny_ladder_runs_resumes_and_reports(tiny_run, tmp_path):
     assert [r["T_adv"] for r in data["fp.v3_adversarial_purifies_linf"]["rungs"]] == [20, 40]
 
 
-def test_verdicts_are_the_checks_and_criteria_alone_sets_only_the_gate_aside(tiny_run):
+@pytest.fixture
+def tiny_rows(tiny_run):
+    """The tiny run's specs, output directory, CSV rows and the check registry."""
     _, out, specs, _ = tiny_run
     (csv_path,) = driver.export(specs, str(out))
-    rows = read_ladder_rows(csv_path)
-    registry = pc.load_checks()
+    return specs, out, read_ladder_rows(csv_path), pc.load_checks()
+
+
+def test_verdicts_are_the_checks_and_criteria_alone_sets_only_the_gate_aside(tiny_rows):
+    specs, out, rows, registry = tiny_rows
     # Every V4 criterion made to hold; then seed 1 of the x1 rung unconverged and seed 0
     # of the x2 rung failing V4's fraction.
     cid = "fp.v4_principle_linf"
@@ -162,11 +167,8 @@ def test_verdicts_are_the_checks_and_criteria_alone_sets_only_the_gate_aside(tin
                                                   sum(table[2.0]["converged"])]
 
 
-def test_criteria_alone_keeps_preconditions_and_a_flagged_clean_stage(tiny_run):
-    _, out, specs, _ = tiny_run
-    (csv_path,) = driver.export(specs, str(out))
-    rows = read_ladder_rows(csv_path)
-    registry = pc.load_checks()
+def test_criteria_alone_keeps_preconditions_and_a_flagged_clean_stage(tiny_rows):
+    _, _, rows, registry = tiny_rows
     cid = "fp.v3_adversarial_purifies_linf"
     check = registry[cid]
     pre = [c for c in check.criteria if c.kind == "precondition"]
@@ -191,14 +193,11 @@ def test_criteria_alone_keeps_preconditions_and_a_flagged_clean_stage(tiny_run):
     assert "precondition" in table[2.0][cid]["criteria_reason"]
 
 
-def test_a_cell_whose_claims_raised_breaks_no_table(tiny_run, tmp_path):
-    _, out, specs, _ = tiny_run
-    (csv_path,) = driver.export(specs, str(out))
-    rows = read_ladder_rows(csv_path)
+def test_a_cell_whose_claims_raised_breaks_no_table(tiny_rows, tmp_path):
+    specs, _, rows, registry = tiny_rows
     last = [r for r in rows if r["params"]["adv_mult"] == 2][-1]
     last["metrics"] = {k: v for k, v in last["metrics"].items() if not k.startswith("ladder/")}
     last["metrics"]["fp.v4_principle_linf/verdict"] = "ERROR"
-    registry = pc.load_checks()
     table = rungs(rows, registry)["linf"]
     assert table[2.0]["T_adv"] == 40 and None in table[2.0]["converged"]
     paths = write_report(specs, rows, str(tmp_path / "r.md"), registry=registry,

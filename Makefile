@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: check test test-thorough bench docs clean phase phase-redraw scaling scaling-redraw ladder ladder-redraw ll-one-step ll-one-step-figures
+.PHONY: check check-full test test-thorough bench docs clean phase phase-redraw scaling scaling-redraw ladder ladder-redraw ll-one-step ll-one-step-figures
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 # report would change with the machine that regenerates it.  make check pins the AVX2
 # ("Haswell") kernels wherever the CPU has AVX2; the report records the kernels it ran.
 ifeq ($(shell grep -qs avx2 /proc/cpuinfo && echo yes),yes)
-check: export OPENBLAS_CORETYPE ?= Haswell
+check check-full: export OPENBLAS_CORETYPE ?= Haswell
 endif
 
 ## The main job: run every theorem check in the quick regime on 3 seeds, print the table,
@@ -30,6 +30,13 @@ check: $(STAMP)
 	$(BIN)/theorylab check --quick --seeds 3 --jobs 2 --no-fail-exit \
 		--report reports/check_report.md --json reports/check_report.json \
 		--timings reports/check_timings.json --figures figures
+
+## The checks in the full regime (the spec's sizes, 3 seeds, 2 jobs): reports/check_report_full.*
+## and figures/full/.  Tens of minutes; never in `make test`.
+check-full: $(STAMP)
+	$(BIN)/theorylab check --full --seeds 3 --jobs 2 --no-fail-exit \
+		--report reports/check_report_full.md --json reports/check_report_full.json \
+		--figures figures/full
 
 ## The test suite (Hypothesis in its deterministic `ci` profile), on both cores: every
 ## test is independent of the others, so the split between workers cannot change a result.

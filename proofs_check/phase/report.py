@@ -48,9 +48,14 @@ def _differences(check, d, k, t):
     from .cells import cell_regime
 
     cell, full = cell_regime(check, {"d": d, "k": k, "t_mult": t}), check.regimes["full"]
-    keys = sorted(k_ for k_ in set(cell) | set(full) if k_ != "grid"
+    # one_step = () only switches off the paper's one-step runs, which the map does not judge.
+    keys = sorted(k_ for k_ in set(cell) | set(full) if k_ not in ("grid", "one_step")
                   and cell.get(k_) != full.get(k_))
-    return ", ".join(f"{k_} {cell.get(k_)} (full: {full.get(k_)})" for k_ in keys)
+    return ", ".join(f"{k_} {_fmt(cell.get(k_))} (full: {_fmt(full.get(k_))})" for k_ in keys)
+
+
+def _fmt(v):
+    return f"{v:.4g}" if isinstance(v, float) else repr(v) if isinstance(v, tuple) else f"{v}"
 
 
 def _seeds(here):

@@ -94,6 +94,14 @@ CRITERIA = [
               "network's gap"),
 ]
 
+# V2 linf's quick regime is re-chosen from the phase map (reports/phase_report.md): at the
+# linf regime's k = 4, V2 sits at an edge (k = 3 and d = 256 fail), while (d = 128, k = 6)
+# holds on every seed of the map with every neighbour (k = 5, 7; d = 64, 256; 3T) holding.
+# k = 6 is the middle of the candidates k = 5-8 at d = 128 and also one at d = 256.  The
+# other claims of the linf regime keep k = 4 (no candidate on their maps); V2 then trains
+# its own clean network.  No criterion changed.
+_REGIMES = dict(REGIMES, linf=dict(REGIMES["linf"], quick=dict(REGIMES["linf"]["quick"], k=6)))
+
 for name in ("l2", "linf", "linf_dense"):
     register(Check(
         id=f"fp.v2_clean_nonrobust_{name}",
@@ -101,7 +109,7 @@ for name in ("l2", "linf", "linf_dense"):
         claim="The clean network is non-robust at small radius, close to the linear rule, and "
               "the dense label direction M w* is nearly as strong an attack as PGD.",
         provenance="[C]",
-        regimes=REGIMES[name],
+        regimes=_REGIMES[name],
         criteria=CRITERIA,
         run=run,
         figure=figure,

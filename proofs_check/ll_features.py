@@ -19,7 +19,11 @@ from ._harness import Check, Criterion, convergence_measurements, register
 from ._papers import LL
 from .ll_pipeline import BASE, curve, learning_curves, sandwich_curves, standard_run
 
-_QUICK = dict(BASE)
+# The quick regime is re-chosen from the phase map (reports/phase_report.md): at the shared
+# pipeline's (d = 256, s = 4) the claim sits at an edge (d = 128 and 2T fail), while
+# (d = 128, s = 6) holds on every seed of the map with every neighbour (s = 5, 7; d = 64, 256;
+# 3T) holding, the only such point.  No criterion changed.
+_QUICK = dict(BASE, d=128, s=6)
 _FULL = dict(BASE, n_train=512, n_test=1000, T_std=400, pgd_steps=20)
 
 
